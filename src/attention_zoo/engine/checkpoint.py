@@ -1,0 +1,58 @@
+"""Atomic, resumable checkpoints.
+
+A checkpoint is written to a temporary file in the same folder, flushed to disk and then
+renamed over the target with ``os.replace`` (atomic on POSIX), so a process killed in the
+middle of a save leaves the previous checkpoint intact. Everything stored is a tensor or a
+plain Python value, so checkpoints load with ``torch.load(weights_only=True)``: loading a
+checkpoint never executes pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+LAST = "last.pt"  # full training state, rewritten every epoch and every N minutes
+BEST = "best.pt"  # model weights of the best validation epoch
+_TMP_PREFIX = ".tmp-"
+
+
+def save_atomic(obj: dict, path: str | Path) -> None:
+    """Write ``obj`` to ``path`` so that ``path`` is always either the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_atomic` (tensors and plain values only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}.")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Delete half-written files left by a process killed during a save."""
+    for stale in Path(folder).glob(f"{_TMP_PREFIX}*"):
+        stale.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,356 @@
+"""The training loop: fit, validate every epoch, keep the best model, checkpoint, resume.
+
+The loop is task-agnostic. A *data module* hands out batches (``train_batches(epoch, start)``
+must be a pure function of the epoch and the run's seed, so that a resumed run can start in
+the middle of an epoch without replaying it); a *task* turns a batch into a loss and a set
+of evaluation metrics. See ``tasks/`` and ``data/`` for the two sides.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from attention_zoo.engine import checkpoint
+from attention_zoo.engine.runtime import autocast, autocast_dtype
+from attention_zoo.engine.seeding import capture_rng_state, restore_rng_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOutput:
+    """What a task returns for one training batch."""
+
+    loss: torch.Tensor  # scalar, mean over the batch's items
+    count: int  # items in the batch (images, target tokens)
+    sums: dict[str, float] = field(default_factory=dict)  # summable stats, e.g. {"correct": 57}
+
+
+class DataModule(Protocol):
+    num_train_batches: int
+
+    def train_batches(self, epoch: int, start: int = 0) -> Iterator[Any]: ...
+
+    def val_batches(self) -> Iterable[Any] | None: ...
+
+    def test_batches(self) -> Iterable[Any]: ...
+
+
+class Task(Protocol):
+    monitor: str  # validation metric that picks the best epoch, e.g. "acc"
+    monitor_mode: str  # "max" or "min"
+    unit: str  # what ``StepOutput.count`` counts, for throughput ("img", "tok")
+
+    def training_step(self, model: nn.Module, batch: Any) -> StepOutput: ...
+
+    def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> dict[str, float]: ...
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int
+    max_steps: int | None = None  # stop early after this many optimizer steps (smoke runs, budgets)
+    device: str = "auto"
+    precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere
+    grad_clip_norm: float | None = None
+    deterministic: bool = False
+    channels_last: bool = False  # NHWC memory format for image models
+    log_every_steps: int = 50
+    checkpoint_every_minutes: float = 10.0
+    early_stopping_patience: int | None = None  # epochs without improvement of the monitored metric
+    progress_bar: bool = True
+    kill_at_step: int | None = None  # fault injection for the resume tests: SIGKILL self after this step
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class TrainingInterrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class TrainState:
+    """Where training stands; everything a resumed run needs besides module/optimizer states."""
+
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # next batch to train on within the epoch
+    step: int = 0  # optimizer steps taken
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    elapsed_s: float = 0.0  # training wall time summed over all sessions of the run
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # running train stats of this epoch
+    epoch_timing: dict[str, float] = field(default_factory=dict)  # data-wait and step seconds, items
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: TrainerConfig,
+        model: nn.Module,
+        task: Task,
+        data: DataModule,
+        optimizer: torch.optim.Optimizer,
+        schedule,
+        run_dir: str | Path,
+        device: torch.device,
+        logger=None,
+        run_config: dict | None = None,
+    ):
+        self.cfg = cfg
+        self.model = model
+        self.task = task
+        self.data = data
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.logger = logger
+        self.run_config = run_config or {}
+        self.amp_dtype = autocast_dtype(cfg.precision, device)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.state = TrainState()
+        self._stop_signal: int | None = None
+        self._last_checkpoint_time = time.monotonic()
+        self._session_start = time.monotonic()
+        self._elapsed_at_session_start = 0.0
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.run_dir / checkpoint.LAST
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.run_dir / checkpoint.BEST
+
+    def state_dict(self) -> dict:
+        self.state.elapsed_s = self._elapsed()
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": capture_rng_state(),
+            "train_state": self.state.__dict__.copy(),
+            "config": self.run_config,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        self.state = TrainState(**state["train_state"])
+        self._elapsed_at_session_start = self.state.elapsed_s
+        self._session_start = time.monotonic()
+
+    def save_checkpoint(self) -> None:
+        checkpoint.save_atomic(self.state_dict(), self.last_checkpoint)
+        self._last_checkpoint_time = time.monotonic()
+
+    def _elapsed(self) -> float:
+        return self._elapsed_at_session_start + time.monotonic() - self._session_start
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> TrainState:
+        """Train until ``epochs`` (or ``max_steps``, or early stopping); return the final state."""
+        previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self._session_start = time.monotonic()
+        self._elapsed_at_session_start = self.state.elapsed_s
+        try:
+            while self.state.epoch < self.cfg.epochs and not self._budget_spent():
+                self._train_epoch()
+                if self.state.batch_in_epoch < self.data.num_train_batches:
+                    break  # max_steps ended the epoch early; its partial stats stay in the checkpoint
+                self._end_epoch()
+                if self._should_stop_early():
+                    log.info("Early stopping: no %s improvement for %d epochs.", self.task.monitor, self.state.bad_epochs)
+                    break
+        finally:
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
+        self.save_checkpoint()
+        return self.state
+
+    def _budget_spent(self) -> bool:
+        return self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps
+
+    def _train_epoch(self) -> None:
+        state, cfg = self.state, self.cfg
+        self.model.train()
+        total = self.data.num_train_batches
+        bar = tqdm(
+            total=total,
+            initial=state.batch_in_epoch,
+            desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+            disable=not cfg.progress_bar,
+            mininterval=1.0 if os.isatty(2) else 30.0,
+            dynamic_ncols=True,
+            leave=False,
+        )
+        batches = self.data.train_batches(state.epoch, start=state.batch_in_epoch)
+        timing = state.epoch_timing
+        wait_start = time.perf_counter()
+        for batch in batches:
+            if self._stop_signal is not None:
+                self.save_checkpoint()
+                raise TrainingInterrupted(self._stop_signal)
+            batch = self._to_device(batch)
+            step_start = time.perf_counter()
+            out = self._optimizer_step(batch)
+            step_end = time.perf_counter()
+            _accumulate(timing, data_s=step_start - wait_start, step_s=step_end - step_start, items=out.count)
+            _accumulate(state.epoch_sums, count=out.count, **out.sums)
+            state.batch_in_epoch += 1
+            bar.update(1)
+            if state.step % cfg.log_every_steps == 0:
+                loss = out.sums["loss"] / out.count
+                bar.set_postfix(loss=f"{loss:.4f}", **{f"{self.task.unit}/s": f"{timing['items'] / timing['step_s']:.0f}"})
+                self._log({"train/loss": loss, "train/lr": self.optimizer.param_groups[0]["lr"]})
+            if cfg.kill_at_step is not None and state.step == cfg.kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if time.monotonic() - self._last_checkpoint_time > 60 * cfg.checkpoint_every_minutes:
+                self.save_checkpoint()
+            if self._budget_spent():
+                break
+            wait_start = time.perf_counter()
+        bar.close()
+
+    def _optimizer_step(self, batch) -> StepOutput:
+        with autocast(self.device, self.amp_dtype):
+            out = self.task.training_step(self.model, batch)
+        loss_value = out.loss.item()
+        if not math.isfinite(loss_value):
+            where = self.last_checkpoint if self.last_checkpoint.exists() else "none yet"
+            raise NonFiniteLossError(
+                f"Loss is {loss_value} at step {self.state.step + 1} (epoch {self.state.epoch + 1}, "
+                f"batch {self.state.batch_in_epoch + 1}); training stopped. Last good checkpoint: {where}. "
+                "Lower optim.lr, set trainer.grad_clip_norm, or use trainer.precision=fp32."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.loss).backward()
+        if self.cfg.grad_clip_norm:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if not isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.schedule.step()
+        self.state.step += 1
+        out.sums["loss"] = loss_value * out.count
+        return out
+
+    def _end_epoch(self) -> None:
+        state = self.state
+        row: dict[str, float] = {"epoch": state.epoch + 1, "step": state.step}
+        count = state.epoch_sums.pop("count")
+        row.update({f"train/{k}": v / count for k, v in state.epoch_sums.items()})
+        timing = state.epoch_timing
+        row["train/lr"] = self.optimizer.param_groups[0]["lr"]
+        row[f"time/train_{self.task.unit}_per_s"] = timing["items"] / (timing["data_s"] + timing["step_s"])
+        row["time/data_wait_share"] = timing["data_s"] / (timing["data_s"] + timing["step_s"])
+        row["time/epoch_s"] = timing["data_s"] + timing["step_s"]
+
+        val_batches = self.data.val_batches()
+        if val_batches is not None:
+            val = self.evaluate(val_batches)
+            row.update({f"val/{k}": v for k, v in val.items()})
+            self._track_best(val[self.task.monitor])
+        if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if val_batches is None:
+                raise ValueError("schedule=plateau needs a validation split (data.val_size > 0).")
+            self.schedule.step(row[f"val/{self.task.monitor}"])
+        row["time/elapsed_s"] = self._elapsed()
+        state.history.append(row)
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        state.epoch_sums = {}
+        state.epoch_timing = {}
+        log.info("epoch %d: %s", row["epoch"], "  ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "epoch"))
+        self._log(row)
+        self.save_checkpoint()
+
+    def _track_best(self, value: float) -> None:
+        state = self.state
+        better = (
+            state.best_metric is None
+            or (self.task.monitor_mode == "max" and value > state.best_metric)
+            or (self.task.monitor_mode == "min" and value < state.best_metric)
+        )
+        if better:
+            state.best_metric, state.best_epoch, state.bad_epochs = value, state.epoch + 1, 0
+            checkpoint.save_atomic({"model": self.model.state_dict(), "epoch": state.epoch + 1}, self.best_checkpoint)
+        else:
+            state.bad_epochs += 1
+
+    def _should_stop_early(self) -> bool:
+        patience = self.cfg.early_stopping_patience
+        return patience is not None and self.state.bad_epochs >= patience
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable[Any]) -> dict[str, float]:
+        self.model.eval()
+        with autocast(self.device, self.amp_dtype):
+            metrics = self.task.evaluate(self.model, (self._to_device(b) for b in batches))
+        self.model.train()
+        return metrics
+
+    def test(self) -> dict[str, float]:
+        """Evaluate on the test split with the best-by-validation weights (the last ones if no val)."""
+        if self.best_checkpoint.exists():
+            self.model.load_state_dict(checkpoint.load(self.best_checkpoint, self.device)["model"])
+        return self.evaluate(self.data.test_batches())
+
+    # ------------------------------------------------------------------ helpers
+    def _to_device(self, batch):
+        memory_format = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+
+        def move(x):
+            if isinstance(x, torch.Tensor):
+                x = x.to(self.device, non_blocking=True)
+                return x.contiguous(memory_format=memory_format) if x.ndim == 4 else x
+            if isinstance(x, dict):
+                return {k: move(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return type(x)(move(v) for v in x)
+            return x
+
+        return move(batch)
+
+    def _log(self, values: dict[str, float]) -> None:
+        if self.logger is not None:
+            self.logger.log(values, step=self.state.step)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self._stop_signal is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        log.warning("Received %s: saving a checkpoint after this step, then stopping.", signal.Signals(signum).name)
+        self._stop_signal = signum
+
+
+def _accumulate(into: dict[str, float], **values: float) -> None:
+    for key, value in values.items():
+        into[key] = into.get(key, 0.0) + value
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,197 @@
+"""The one entrypoint: compose the config, build data/model/task, fit, test, report.
+
+    python -m attention_zoo.train experiment=resnet_cifar_cpu
+    python -m attention_zoo.train -m experiment=resnet_cifar optim.lr=0.05,0.1 seed=0,1
+    python -m attention_zoo.train experiment=resnet_cifar_cpu resume=auto
+
+Each run directory receives: config.yaml (the resolved config actually used), .hydra/,
+train.log, history.csv (per epoch), metrics.json (final test metrics, best validation,
+wall time, hardware, versions, git commit, seed), last.pt/best.pt checkpoints, curves.png,
+and the offline W&B run under wandb/.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from attention_zoo.build import build_data, build_model, build_task
+from attention_zoo.engine import checkpoint
+from attention_zoo.engine.optim import build_optimizer, build_schedule
+from attention_zoo.engine.run_record import HISTORY, METRICS, write_history, write_json_atomic
+from attention_zoo.engine.runtime import git_commit, hardware_summary, resolve_device
+from attention_zoo.engine.seeding import seed_everything
+from attention_zoo.engine.trainer import NonFiniteLossError, Trainer, TrainerConfig, TrainingInterrupted
+from attention_zoo.engine.wandb_logger import WandbLogger
+from attention_zoo.viz.curves import plot_history
+
+log = logging.getLogger("attention_zoo.train")
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+# Settings that describe where and how a run executes rather than what it computes: a resumed
+# run takes them from the new command line; every other setting must match the checkpoint.
+RESUME_MAY_CHANGE = (
+    "resume", "paths.", "logger.", "data.root", "data.cache_dir", "trainer.device", "trainer.progress_bar",
+    "trainer.kill_at_step", "trainer.checkpoint_every_minutes", "trainer.log_every_steps",
+    "trainer.epochs", "trainer.max_steps",
+)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    overrides = list(hydra_cfg.overrides.task)
+    run_name = hydra_cfg.job.override_dirname or cfg.experiment_name
+    return run(cfg, run_dir, run_name=run_name, overrides=overrides, sweep_dir=hydra_cfg.sweep.dir if sweep else None)
+
+
+def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], sweep_dir: str | None = None):
+    """Train and test one configuration; returns the test value of the monitored metric."""
+    start = time.monotonic()
+    stored = None
+    if cfg.resume:
+        resume_path = find_resume_checkpoint(cfg.resume, Path(cfg.paths.runs_dir) / cfg.experiment_name)
+        stored = checkpoint.load(resume_path)
+        check_resume_config(OmegaConf.to_container(cfg, resolve=True), stored["config"], resume_path)
+        log.info("Resuming from %s (epoch %d, step %d).", resume_path, stored["train_state"]["epoch"], stored["train_state"]["step"])
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    trainer_cfg = TrainerConfig(**cfg.trainer)
+    device = resolve_device(trainer_cfg.device)
+    data = build_data(cfg.data, cfg.seed)
+    model = build_model(cfg.model).to(device)
+    if trainer_cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    task = build_task(cfg.task)
+    optimizer = build_optimizer(model, cfg.optim)
+    total_steps = trainer_cfg.epochs * data.num_train_batches
+    if trainer_cfg.max_steps is not None:
+        total_steps = min(total_steps, trainer_cfg.max_steps)
+    schedule = build_schedule(optimizer, cfg.schedule, data.num_train_batches, total_steps)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("%s: %s, %.3fM parameters, device %s, run dir %s", cfg.experiment_name, cfg.model.name, n_params / 1e6, device, run_dir)
+
+    logger_cfg = dict(config["logger"])
+    logger_cfg["name"] = logger_cfg.get("name") or run_name
+    if sweep_dir:
+        logger_cfg["tags"] = [*logger_cfg.get("tags", []), f"sweep:{Path(sweep_dir).name}"]
+    logger = WandbLogger(
+        logger_cfg, run_dir, config, monitor=task.monitor, monitor_mode=task.monitor_mode,
+        run_id=stored.get("wandb_id") if stored else None,
+    )
+    trainer = Trainer(
+        trainer_cfg, model, task, data, optimizer, schedule, run_dir, device, logger=logger,
+        run_config={**config, "wandb_id": logger.run_id},
+    )
+    if stored is not None:
+        trainer.load_state_dict(stored)
+        previous_best = resume_path.parent / checkpoint.BEST
+        if previous_best.exists():
+            shutil.copy2(previous_best, trainer.best_checkpoint)
+
+    exit_code = 0
+    try:
+        trainer.fit()
+        test = trainer.test()
+        state = trainer.state
+        summary = {f"test/{k}": v for k, v in test.items()}
+        if state.best_metric is not None:
+            summary[f"best_val/{task.monitor}"] = state.best_metric
+            summary["best_val/epoch"] = state.best_epoch
+        logger.summary(summary)
+        logger.log(summary, step=state.step)
+        curves = plot_history(state.history, run_dir / "curves.png", metric=task.monitor, title=run_name) if state.history else None
+        if curves:
+            logger.log_images({"figures/curves": curves}, step=state.step)
+        write_json_atomic(
+            {
+                "experiment": cfg.experiment_name,
+                "status": "completed",
+                "seed": cfg.seed,
+                "test": test,
+                "best_val": {"metric": task.monitor, "value": state.best_metric, "epoch": state.best_epoch},
+                "final_val": {k[4:]: v for k, v in state.history[-1].items() if k.startswith("val/")} if state.history else {},
+                "epochs": state.epoch,
+                "steps": state.step,
+                "wall_time_s": round(state.elapsed_s, 1),
+                "wall_time_this_session_s": round(time.monotonic() - start, 1),
+                "parameters": n_params,
+                "hardware": hardware_summary(device),
+                "git_commit": git_commit(),
+                "overrides": overrides,
+                "resumed_from": str(resume_path) if stored else None,
+                "wandb": {"mode": logger.mode, "id": logger.run_id, "group": logger_cfg.get("group")},
+            },
+            run_dir / METRICS,
+        )
+        log.info("test: %s", "  ".join(f"{k}={v:.4f}" for k, v in test.items()))
+        return test[task.monitor]
+    except TrainingInterrupted as stop:
+        log.warning("Stopped by %s; checkpoint saved: %s. Continue with resume=%s", stop, trainer.last_checkpoint, run_dir)
+        exit_code = 128 + stop.signum
+    except NonFiniteLossError as err:
+        log.error("%s", err)
+        exit_code = 1
+    finally:
+        if trainer.state.history:
+            write_history(trainer.state.history, run_dir / HISTORY)
+        logger.finish(exit_code=exit_code)
+    sys.exit(exit_code)
+
+
+def find_resume_checkpoint(resume: str, experiment_runs: Path) -> Path:
+    """``resume``: a run directory (or its last.pt), or ``auto`` for the newest run of the experiment."""
+    if resume == "auto":
+        candidates = sorted(experiment_runs.glob(f"**/{checkpoint.LAST}"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise FileNotFoundError(f"resume=auto: no {checkpoint.LAST} under {experiment_runs}; start a new run without resume.")
+        return candidates[-1]
+    path = Path(resume)
+    path = path / checkpoint.LAST if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={resume}: no checkpoint at {path}. Pass a run directory that holds {checkpoint.LAST}, or resume=auto.")
+    return path
+
+
+def check_resume_config(current: dict, stored: dict, path: Path) -> None:
+    """Refuse to resume under a config that computes something else than the stored run."""
+    now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k != "wandb_id"})
+    changed = sorted(
+        key for key in now.keys() | before.keys()
+        if now.get(key) != before.get(key) and not key.startswith(RESUME_MAY_CHANGE)
+    )
+    if changed:
+        details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        overrides = path.parent / ".hydra" / "overrides.yaml"
+        raise ValueError(
+            f"Cannot resume {path}: the config differs from the checkpoint's at {details}. "
+            f"Resume with the same experiment and overrides as the original run (listed in {overrides})."
+        )
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+if __name__ == "__main__":
+    main()
