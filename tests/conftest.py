@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny generated CIFAR-style ImageFolder and a runner for the real entrypoint."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+# A small, fast configuration of the real CIFAR experiment, for subprocess runs.
+SMOKE = [
+    "experiment=resnet_cifar",
+    "trainer=smoke",
+    "model.depth=8",
+    "model.widths=[4,8,16]",
+    "data.val_size=20",
+    "data.batch_size=16",
+    "data.eval_batch_size=64",
+]
+
+
+def write_image_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
+    """CIFAR-10-shaped JPEGs, each class a distinct colour plus noise: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    for split, count in per_class.items():
+        for label, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            base = np.array([(label * 25) % 256, (label * 70) % 256, (255 - label * 25) % 256], dtype=np.float64)
+            for i in range(count):
+                pixels = np.clip(base + rng.normal(0, 20, size=(32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i:04d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data_root(tmp_path_factory) -> Path:
+    """A data root holding ``cifar10-jpeg/{train,test}`` with 12 train and 4 test images per class."""
+    root = tmp_path_factory.mktemp("data")
+    write_image_folder(root / "cifar10-jpeg", {"train": 12, "test": 4})
+    return root
+
+
+@pytest.fixture()
+def train_env(tiny_data_root, tmp_path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ATTN_ZOO_DATA=str(tiny_data_root),
+        ATTN_ZOO_RUNS=str(tmp_path / "runs"),
+        ATTN_ZOO_CACHE=str(tmp_path / "cache"),
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+def run_train(env: dict[str, str], *overrides: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m attention_zoo.train`` in a subprocess, as a user would run it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "attention_zoo.train", *overrides],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def run_dirs(runs_root: Path, experiment: str) -> list[Path]:
+    """Run directories of an experiment (folders holding .hydra/), oldest first."""
+    return sorted((p.parent for p in (runs_root / experiment).glob("**/.hydra")), key=lambda p: p.stat().st_mtime)

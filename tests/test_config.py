@@ -1,0 +1,69 @@
+"""Every experiment and group option composes; bad configs fail with messages naming valid options."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import REPO, SMOKE, run_train
+
+CONFIGS = REPO / "configs"
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+GROUP_OPTIONS = [
+    (group.name, option.stem)
+    for group in sorted(CONFIGS.iterdir())
+    if group.is_dir() and group.name != "experiment"
+    for option in sorted(group.glob("*.yaml"))
+]
+
+
+@pytest.fixture(scope="module")
+def compose_cfg():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        yield lambda overrides: compose(config_name="train", overrides=overrides)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_resolves(compose_cfg, experiment):
+    cfg = compose_cfg([f"experiment={experiment}"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["experiment_name"] == experiment
+    assert resolved["model"]["num_classes"] == resolved["data"]["num_classes"]
+
+
+@pytest.mark.parametrize("group,option", GROUP_OPTIONS)
+def test_every_group_option_composes(compose_cfg, group, option):
+    cfg = compose_cfg([f"{group}={option}"])
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_cpu_experiment_keeps_he_schedule_fractions(compose_cfg):
+    cfg = compose_cfg(["experiment=resnet_cifar_cpu"])
+    assert [m / cfg.trainer.epochs for m in cfg.schedule.milestones] == [0.5, 0.75]
+    paper = compose_cfg(["experiment=resnet_cifar"])
+    assert paper.trainer.epochs == 164 and list(paper.schedule.milestones) == [82, 123]
+
+
+def test_data_root_follows_the_environment(compose_cfg, monkeypatch):
+    monkeypatch.setenv("ATTN_ZOO_DATA", "/somewhere/data")
+    cfg = compose_cfg([])
+    assert cfg.data.root == "/somewhere/data"
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("experiment=resnet_cifar_typo", "Available options"),
+        ("optim=lion", "Available options"),
+        ("optim.lrr=0.1", "Key 'lrr' is not in struct"),
+        ("model.shortcut=C", "valid: A, B"),
+        ("data.source=hdf5", "valid: auto, pickle, jpeg"),
+        ("trainer.precision=fp8", "valid: auto, fp32, bf16, fp16"),
+        ("logger.mode=sometimes", "valid: online, offline, disabled"),
+    ],
+)
+def test_bad_config_exits_nonzero_naming_the_valid_options(train_env, override, expected):
+    proc = run_train(train_env, *SMOKE, override, check=False, timeout=120)
+    assert proc.returncode != 0
+    assert expected in proc.stdout + proc.stderr

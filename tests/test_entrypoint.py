@@ -1,0 +1,124 @@
+"""The real entrypoint in subprocesses: smoke run, W&B offline record, sweeps, resume, signals."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, SMOKE, run_dirs, run_train
+from wandb_records import defined_metrics, logged_history, logged_run
+
+METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
+
+
+def _runs(env, experiment="resnet_cifar"):
+    return run_dirs(Path(env["ATTN_ZOO_RUNS"]), experiment)
+
+
+def test_smoke_run_writes_run_record_and_offline_wandb_run(train_env):
+    proc = run_train(train_env, *SMOKE, "seed=3")
+    (run_dir,) = _runs(train_env)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["seed"] == 3 and metrics["epochs"] == 2
+    assert set(metrics["test"]) == {"loss", "acc", "acc_top5", "error"}
+    assert metrics["best_val"]["epoch"] in (1, 2) and 0 <= metrics["best_val"]["value"] <= 1
+    for key in ("wall_time_s", "hardware", "git_commit", "parameters"):
+        assert metrics[key]
+    assert metrics["hardware"]["torch"] == torch.__version__
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and all(k in history[0] for k in METRIC_KEYS)
+    for name in ("config.yaml", ".hydra/config.yaml", "train.log", "curves.png", "last.pt", "best.pt"):
+        assert (run_dir / name).exists(), name
+    assert "wandb sync" in proc.stdout + proc.stderr
+
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    run = logged_run(wandb_run)
+    assert run["project"] == "attention-zoo" and run["group"] == "resnet_cifar" and run["job_type"] == "train"
+    assert "he2016" in run["tags"] and "seed=3" in run["name"]
+    assert run["config"]["seed"] == 3 and run["config"]["model"]["depth"] == 8
+    rows = logged_history(wandb_run)
+    logged = {key for row in rows for key in row}
+    assert {*METRIC_KEYS, "train/lr", "time/data_wait_share", "test/acc", "best_val/acc", "figures/curves"} <= logged
+    final = [row for row in rows if "test/acc" in row][-1]
+    assert final["test/acc"] == pytest.approx(metrics["test"]["acc"])
+    assert "val/acc" in defined_metrics(wandb_run)
+
+
+def test_two_job_multirun_gives_two_runs_in_one_group(train_env):
+    run_train(train_env, "-m", *SMOKE, "trainer.epochs=1", "seed=0,1")
+    runs = _runs(train_env)
+    assert len(runs) == 2 and all("multirun" in str(r) for r in runs)
+    seeds, groups, ids = set(), set(), set()
+    for run_dir in runs:
+        seeds.add(json.loads((run_dir / "metrics.json").read_text())["seed"])
+        (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+        info = logged_run(wandb_run)
+        groups.add(info["group"])
+        ids.add(info["id"])
+        assert any(tag.startswith("sweep:") for tag in info["tags"])
+    assert seeds == {0, 1} and groups == {"resnet_cifar"} and len(ids) == 2
+
+
+def _comparable(run_dir):
+    """Everything a run computed, without timings."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rows = [
+        {k: v for k, v in row.items() if not k.startswith("time/")}
+        for row in __import__("csv").DictReader(open(run_dir / "history.csv"))
+    ]
+    return metrics["test"], metrics["best_val"], metrics["steps"], rows
+
+
+@pytest.mark.parametrize("checkpoint_every_minutes", [0, 10], ids=["mid-epoch-checkpoint", "epoch-checkpoint"])
+def test_sigkill_and_resume_equals_an_uninterrupted_run(train_env, checkpoint_every_minutes):
+    common = [*SMOKE, "trainer.epochs=3", f"trainer.checkpoint_every_minutes={checkpoint_every_minutes}"]
+    run_train(train_env, *common, "experiment_name=straight")
+    killed = run_train(train_env, *common, "experiment_name=broken", "trainer.kill_at_step=13", check=False)
+    assert killed.returncode == -signal.SIGKILL  # 100 train images / 16 = 7 batches: step 13 is mid-epoch 2
+    (broken,) = _runs(train_env, "broken")
+    assert not (broken / "metrics.json").exists()
+    run_train(train_env, *common, "experiment_name=broken", "resume=auto")
+    straight, resumed = _runs(train_env, "straight")[0], _runs(train_env, "broken")[-1]
+    assert json.loads((resumed / "metrics.json").read_text())["resumed_from"] == str(broken / "last.pt")
+    assert _comparable(resumed) == _comparable(straight)
+
+
+def test_resume_refuses_a_config_that_computes_something_else(train_env):
+    run_train(train_env, *SMOKE, "trainer.epochs=1")
+    (first,) = _runs(train_env)
+    proc = run_train(train_env, *SMOKE, "optim.lr=0.5", f"resume={first}", check=False)
+    assert proc.returncode != 0
+    assert "optim.lr: 0.1 -> 0.5" in proc.stdout + proc.stderr
+    proc = run_train(train_env, *SMOKE, f"resume={first / 'nowhere'}", check=False)
+    assert proc.returncode != 0 and "no checkpoint at" in proc.stdout + proc.stderr
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attention_zoo.train", *SMOKE, "trainer.epochs=1000"],
+        cwd=REPO, env=train_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(Path(train_env["ATTN_ZOO_RUNS"]).glob("**/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
+    (run_dir,) = _runs(train_env)
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    assert state["train_state"]["step"] >= 7
+    assert f"resume={run_dir}" in output and (run_dir / "history.csv").exists()
+
+
+def test_missing_data_names_the_paths_and_the_download_command(train_env, tmp_path):
+    env = dict(train_env, ATTN_ZOO_DATA=str(tmp_path / "empty"))
+    proc = run_train(env, *SMOKE, "data.download=false", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert str(tmp_path / "empty" / "cifar-10-batches-py") in out
+    assert "scripts/download_data.py cifar10" in out
