@@ -1,0 +1,117 @@
+"""Run directories -> committed run records -> results tables.
+
+    python scripts/results.py collect runs/resnet_cifar_cpu/2026-11-23_22-06-36-044154
+        copies the small record of a finished run (resolved config, Hydra overrides, metrics.json,
+        history.csv, train.log, curves.png; never checkpoints or W&B folders) to results/runs/...
+    python scripts/results.py table results/resnet_cifar.spec.json
+        aggregates the runs a spec names (mean ± std over seeds) into results/<name>.json and the
+        table between the markers of results/<name>.md
+
+A spec lists rows: {"label", "dataset", "metric" (dotted path in metrics.json, e.g. "test.acc"),
+"scale" (e.g. 100 for percent), "runs" (record folders), "paper", "paper_source", "note"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", "metrics.json", "history.csv", "train.log", "curves.png")
+START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+
+
+def collect(run_dir: Path, results_dir: Path = Path("results/runs")) -> Path:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics.get("status") != "completed":
+        raise SystemExit(f"{run_dir} has not completed (status {metrics.get('status')!r}); nothing collected.")
+    target = results_dir / metrics["experiment"] / run_dir.name
+    for name in RECORD_FILES:
+        if (run_dir / name).exists():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / name, target / name)
+    return target
+
+
+def _get(tree: dict, dotted: str):
+    for key in dotted.split("."):
+        tree = tree[key]
+    return tree
+
+
+def aggregate(row: dict, base: Path) -> dict:
+    """One results row: the spec's fields plus the measured mean/std and the runs' facts."""
+    runs = [json.loads((base / run / "metrics.json").read_text()) for run in row["runs"]]
+    scale = row.get("scale", 1)
+    values = [_get(m, row["metric"]) * scale for m in runs]
+    hardware = sorted({f"{m['hardware'].get('gpu') or m['hardware']['cpu']} ({m['hardware']['device']}, {m['hardware']['cpu_threads']} threads)" for m in runs})
+    return {
+        "experiment": runs[0]["experiment"],
+        "label": row["label"],
+        "dataset": row["dataset"],
+        "metric": row["metric"],
+        "value": round(statistics.mean(values), 2),
+        "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
+        "seeds": [m["seed"] for m in runs],
+        "epochs": sorted({m["epochs"] for m in runs}),
+        "wall_time_min": round(statistics.mean(m["wall_time_s"] for m in runs) / 60, 1),
+        "hardware": hardware,
+        "git_commit": sorted({m["git_commit"] for m in runs}),
+        "runs": row["runs"],
+        "paper_value": row.get("paper"),
+        "paper_source": row.get("paper_source"),
+        "note": row.get("note"),
+    }
+
+
+def markdown(rows: list[dict], metric_name: str) -> str:
+    lines = [
+        f"| model | data | {metric_name} (ours) | seeds | epochs | train time | hardware | paper | run records |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ours = f"{r['value']:.2f}" + (f" ± {r['std']:.2f}" if r["std"] is not None else "")
+        paper = "—" if r["paper_value"] is None else f"{r['paper_value']} ({r['paper_source']})"
+        links = ", ".join(f"[{Path(run).name}]({run})" for run in r["runs"])
+        lines.append(
+            f"| {r['label']} | {r['dataset']} | {ours} | {', '.join(map(str, r['seeds']))} | "
+            f"{', '.join(map(str, r['epochs']))} | {r['wall_time_min']} min | {'; '.join(r['hardware'])} | {paper} | {links} |"
+        )
+    return "\n".join(lines)
+
+
+def table(spec_path: Path) -> None:
+    spec = json.loads(spec_path.read_text())
+    base = spec_path.parent
+    rows = [aggregate(row, base) for row in spec["rows"]]
+    (base / f"{spec['name']}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    page = base / f"{spec['name']}.md"
+    text = page.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{page} needs the markers {START} and {END} around its table.")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    page.write_text(f"{head}{START}\n{markdown(rows, spec['metric_name'])}\n{END}{tail}")
+    print(f"wrote {page} and {base / (spec['name'] + '.json')}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    collect_cmd = sub.add_parser("collect")
+    collect_cmd.add_argument("run_dirs", nargs="+", type=Path)
+    table_cmd = sub.add_parser("table")
+    table_cmd.add_argument("specs", nargs="+", type=Path)
+    args = parser.parse_args()
+    if args.command == "collect":
+        for run_dir in args.run_dirs:
+            print(collect(run_dir))
+    else:
+        for spec in args.specs:
+            table(spec)
+
+
+if __name__ == "__main__":
+    main()

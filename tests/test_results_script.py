@@ -1,0 +1,46 @@
+import importlib.util
+import json
+
+import pytest
+
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location("results_script", REPO / "scripts" / "results.py")
+results = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(results)
+
+
+def _run(folder, seed, acc, status="completed"):
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({
+        "experiment": "exp", "status": status, "seed": seed, "test": {"acc": acc}, "epochs": 3, "wall_time_s": 120.0,
+        "hardware": {"cpu": "CPU X", "device": "cpu", "cpu_threads": 2}, "git_commit": "abc",
+    }))
+    (folder / "history.csv").write_text("epoch,train/loss\n1,0.5\n")
+    (folder / "last.pt").write_bytes(b"not collected")
+    return folder
+
+
+def test_collect_copies_the_small_record_only(tmp_path):
+    run = _run(tmp_path / "runs" / "exp" / "2026-01-01", 0, 0.9)
+    target = results.collect(run, tmp_path / "results" / "runs")
+    assert sorted(p.name for p in target.iterdir()) == ["history.csv", "metrics.json"]
+    with pytest.raises(SystemExit, match="has not completed"):
+        results.collect(_run(tmp_path / "runs" / "exp" / "b", 0, 0.9, status="running"), tmp_path / "out")
+
+
+def test_table_aggregates_seeds_and_fills_the_marked_block(tmp_path):
+    base = tmp_path / "results"
+    for seed, acc in ((0, 0.90), (1, 0.92)):
+        _run(base / "runs" / "exp" / f"s{seed}", seed, acc)
+    (base / "exp.md").write_text(f"# Title\n\n{results.START}\nold\n{results.END}\n\nprose stays\n")
+    (base / "exp.spec.json").write_text(json.dumps({
+        "name": "exp", "metric_name": "test acc. (%)",
+        "rows": [{"label": "M", "dataset": "D", "metric": "test.acc", "scale": 100, "runs": ["runs/exp/s0", "runs/exp/s1"], "paper": 91.25, "paper_source": "P"}],
+    }))
+    results.table(base / "exp.spec.json")
+    (row,) = json.loads((base / "exp.json").read_text())
+    assert row["value"] == 91.0 and row["std"] == pytest.approx(1.41, abs=0.01) and row["seeds"] == [0, 1]
+    assert row["paper_value"] == 91.25 and row["wall_time_min"] == 2.0
+    page = (base / "exp.md").read_text()
+    assert "| M | D | 91.00 ± 1.41 | 0, 1 |" in page and "old" not in page and "prose stays" in page
