@@ -54,6 +54,8 @@ def main(cfg: DictConfig) -> float | None:
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     overrides = list(hydra_cfg.overrides.task)
     run_name = hydra_cfg.job.override_dirname or cfg.experiment_name
+    if sweep and cfg.resume == "auto":
+        raise ValueError("resume=auto would resume the same run in every job of a multirun; pass resume=<run dir> per job.")
     return run(cfg, run_dir, run_name=run_name, overrides=overrides, sweep_dir=hydra_cfg.sweep.dir if sweep else None)
 
 
@@ -146,6 +148,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     except NonFiniteLossError as err:
         log.error("%s", err)
         exit_code = 1
+    except BaseException:
+        exit_code = 1
+        raise
     finally:
         if trainer.state.history:
             write_history(trainer.state.history, run_dir / HISTORY)
