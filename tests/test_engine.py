@@ -178,3 +178,17 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
         trainer.fit()
     good = checkpoint.load(tmp_path / "last.pt")
     assert good["train_state"]["step"] == 5 and all(torch.isfinite(v).all() for v in good["model"].values())
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
+    class Plateau(ClassificationTask):
+        def evaluate(self, model, batches):
+            return {"loss": 1.0, "acc": 0.5}  # never improves after the first epoch
+
+    batch = (torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    trainer = _trainer(tmp_path, model, _ListData(batch, repeats=2), epochs=50, early_stopping_patience=2)
+    trainer.task = Plateau()
+    state = trainer.fit()
+    assert state.epoch == 3 and state.best_epoch == 1 and state.bad_epochs == 2
+    assert checkpoint.load(tmp_path / "best.pt")["epoch"] == 1
