@@ -2,8 +2,10 @@
 
     python scripts/download_data.py cifar10 --root data
     python scripts/download_data.py cifar100 --root data
+    python scripts/download_data.py multi30k --root data
 
-CIFAR comes through torchvision, which verifies the archive's md5 sum.
+CIFAR comes through torchvision, which verifies the archive's md5 sum; Multi30k's raw task-1
+files come from the official repository and are checked against their sha256.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DATASETS = ("cifar10", "cifar100")
+DATASETS = ("cifar10", "cifar100", "multi30k")
 
 
 def main() -> None:
@@ -19,12 +21,18 @@ def main() -> None:
     parser.add_argument("dataset", choices=DATASETS)
     parser.add_argument("--root", type=Path, default=Path("data"))
     args = parser.parse_args()
-    from torchvision import datasets
-
-    cls = datasets.CIFAR10 if args.dataset == "cifar10" else datasets.CIFAR100
     args.root.mkdir(parents=True, exist_ok=True)
-    for train in (True, False):
-        cls(str(args.root), train=train, download=True)
+    if args.dataset == "multi30k":
+        from attention_zoo.data import multi30k
+
+        for name in multi30k.SHA256:
+            multi30k.ensure_file(args.root / "multi30k", name, download=True)
+    else:
+        from torchvision import datasets
+
+        cls = datasets.CIFAR10 if args.dataset == "cifar10" else datasets.CIFAR100
+        for train in (True, False):
+            cls(str(args.root), train=train, download=True)
     print(f"{args.dataset} is ready under {args.root.resolve()}")
 
 

@@ -1,0 +1,110 @@
+"""Multi30k reading: strict checks with named errors, encoders, batching, the encoded cache."""
+
+import gzip
+
+import pytest
+import torch
+
+from attention_zoo.data import multi30k
+from attention_zoo.data.text import BOS, EOS, PAD, SubwordEncoder, WordEncoder, padding_share, shuffled, token_budget_batches
+from attention_zoo.data.translation import TranslationConfig, TranslationData
+
+DE = ["Ein Hund läuft im Park.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch.", "Ein Kind isst Eis."]
+EN = ["A dog runs in the park.", "Two men play soccer.", "A woman reads a book.", "A child eats ice cream."]
+
+
+def write_corpus(root, lines_per_split=None):
+    folder = root / "multi30k"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val", "test2016"):
+        for lang, lines in (("de", DE), ("en", EN)):
+            with gzip.open(folder / multi30k.file_name(split, lang), "wt", encoding="utf-8") as fh:
+                fh.write("\n".join(lines * (3 if split == "train" else 1)) + "\n")
+    return folder
+
+
+def test_pairs_are_read_aligned(tmp_path):
+    write_corpus(tmp_path)
+    src, tgt = multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
+    assert src == DE and tgt == EN
+
+
+def test_missing_folder_names_path_and_download_command(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        multi30k.load_pairs(tmp_path, "train", "de", "en", download=False)
+    assert str(tmp_path / "multi30k" / "train.de.gz") in str(err.value)
+    assert "scripts/download_data.py multi30k" in str(err.value)
+
+
+def test_mismatched_line_counts_name_both_files(tmp_path):
+    folder = write_corpus(tmp_path)
+    with gzip.open(folder / "val.en.gz", "wt") as fh:
+        fh.write("\n".join(EN[:3]) + "\n")
+    with pytest.raises(multi30k.Multi30kError, match=r"val\.de\.gz has 4 lines, .*val\.en\.gz has 3"):
+        multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
+
+
+def test_truncated_and_empty_gzip_and_bad_bytes(tmp_path):
+    folder = write_corpus(tmp_path)
+    data = (folder / "val.de.gz").read_bytes()
+    (folder / "val.de.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(multi30k.Multi30kError, match="val.de.gz is not a complete gzip file"):
+        multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
+    with gzip.open(folder / "val.de.gz", "wb") as fh:
+        fh.write(b"")
+    with pytest.raises(multi30k.Multi30kError, match="val.de.gz is empty"):
+        multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
+    with gzip.open(folder / "val.de.gz", "wb") as fh:
+        fh.write("Zeile eins\nZeile zwei\n".encode() + b"Zeile \xff drei\n")
+    with pytest.raises(multi30k.Multi30kError, match="val.de.gz, line 3: bytes that are not UTF-8"):
+        multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
+
+
+def test_unknown_language_and_split_list_valid_ones():
+    with pytest.raises(multi30k.Multi30kError, match="valid: de, en, fr, cs"):
+        multi30k.file_name("train", "es")
+    with pytest.raises(multi30k.Multi30kError, match="valid: train, val, test2016"):
+        multi30k.file_name("test2017", "de")
+
+
+def test_word_encoder_vocabulary_min_freq_and_round_trip():
+    enc = WordEncoder.train("en", EN * 2 + ["A rare zebra."], lowercase=True, min_freq=2)
+    assert enc.itos[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    assert "zebra" not in enc.stoi and "dog" in enc.stoi
+    ids = enc.encode("A dog reads a zebra.")
+    assert ids[4] == 1  # <unk>
+    assert enc.decode([BOS, *enc.encode(EN[0]), EOS, PAD]) == EN[0].lower()
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_subword_encoder_round_trips_exactly(kind):
+    enc = SubwordEncoder.train(kind, DE * 5 + EN * 5, vocab_size=120, lowercase=False)
+    for text in DE + EN:
+        assert enc.decode(enc.encode(text)) == text
+
+
+def test_token_budget_batches_respect_the_budget_and_cover_every_pair():
+    src = [3, 9, 4, 12, 5, 7, 2, 8]
+    tgt = [4, 8, 3, 10, 6, 7, 3, 9]
+    batches = token_budget_batches(src, tgt, max_tokens=20)
+    assert sorted(i for b in batches for i in b) == list(range(8))
+    for b in batches:
+        assert len(b) * max(max(src[i], tgt[i]) for i in b) <= 20
+    assert shuffled(batches, 0, 1) == shuffled(batches, 0, 1) and sorted(shuffled(batches, 0, 1)) == sorted(batches)
+    assert 0 <= padding_share(batches, src, tgt) < padding_share([list(range(8))], src, tgt)
+
+
+def test_encoded_cache_is_reused_and_rebuilt_when_the_config_changes(tmp_path):
+    write_corpus(tmp_path)
+    cfg = dict(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), download=False, min_freq=1, max_tokens=64)
+    data = TranslationData(TranslationConfig(**cfg), seed=0)
+    assert len(list((tmp_path / "cache").glob("multi30k-*.pt"))) == 1
+    batch = next(data.train_batches(0))
+    assert batch["tgt"][:, 0].eq(BOS).all() and batch["src"].shape[0] == batch["tgt"].shape[0]
+    again = TranslationData(TranslationConfig(**cfg), seed=0)
+    assert again.src_encoder.itos == data.src_encoder.itos
+    assert len(list((tmp_path / "cache").glob("multi30k-*.pt"))) == 1
+    TranslationData(TranslationConfig(**cfg, lowercase=True), seed=0)
+    assert len(list((tmp_path / "cache").glob("multi30k-*.pt"))) == 2
+    rows = torch.cat([b["index"] for b in data.test_batches()]).sort().values
+    assert rows.tolist() == list(range(4))
