@@ -2,13 +2,17 @@ import pytest
 import torch
 
 from attention_zoo.data.text import BOS, EOS, PAD
+from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
 from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig, reverse_padded
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
 
 
-def _model(cell="lstm", reverse=True, seed=0):
+def _model(kind="lstm", seed=0):
     torch.manual_seed(seed)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, num_layers=2, cell=cell, reverse_source=reverse, init_range=0.3))
+    if kind == "rnnsearch":
+        model = RNNSearch(RNNSearchConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, attention_dim=20, maxout_dim=12))
+    else:
+        model = Seq2Seq(Seq2SeqConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, num_layers=2, cell=kind, init_range=0.3))
     return model.eval()
 
 
@@ -38,25 +42,27 @@ def test_reverse_padded_reverses_only_the_real_tokens():
         assert (rev[row, n:] == PAD).all()
 
 
-def test_padding_does_not_change_the_encoding():
-    model = _model()
+@pytest.mark.parametrize("kind", ["lstm", "rnnsearch"])
+def test_padding_does_not_change_the_output(kind):
+    model = _model(kind)
     src, lengths = _source()
     wider = torch.cat([src, torch.full((4, 3), PAD)], 1)
-    a, b = model.encode(src, lengths), model.encode(wider, lengths)
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    tgt_in = torch.randint(4, 25, (4, 5))
+    assert torch.allclose(model(src, lengths, tgt_in), model(wider, lengths, tgt_in), atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_beam_one_equals_greedy(cell):
-    model = _model(cell)
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnnsearch"])
+def test_beam_one_equals_greedy(kind):
+    model = _model(kind)
     src, lengths = _source()
     greedy = greedy_decode(model, src, lengths, max_len_a=2, max_len_b=3)
     beam = beam_search(model, src, lengths, beam=1, length_penalty=0.6, max_len_a=2, max_len_b=3)
     assert [h.tokens for h in greedy] == [h.tokens for h in beam]
 
 
-def test_beam_scores_are_the_models_sequence_log_probabilities():
-    model = _model()
+@pytest.mark.parametrize("kind", ["lstm", "rnnsearch"])
+def test_beam_scores_are_the_models_sequence_log_probabilities(kind):
+    model = _model(kind)
     src, lengths = _source()
     for hyp, row in zip(beam_search(model, src, lengths, beam=4, length_penalty=0.0, max_len_a=1.5, max_len_b=10), range(4)):
         limit = int(1.5 * lengths[row] + 10)
@@ -70,3 +76,15 @@ def test_length_limit_is_enforced():
     for decode in (lambda: greedy_decode(model, src, lengths, 1.0, 2), lambda: beam_search(model, src, lengths, 3, 0.0, 1.0, 2)):
         for hyp, n in zip(decode(), lengths.tolist()):
             assert len(hyp.tokens) < n + 2
+
+
+def test_rnnsearch_attention_weights_sum_to_one_and_skip_padding():
+    model = _model("rnnsearch")
+    src, lengths = _source()
+    hyps = greedy_decode(model, src, lengths)
+    for hyp, n in zip(hyps, lengths.tolist()):
+        assert hyp.attention.shape == (len(hyp.tokens) + 1, 6)
+        assert torch.allclose(hyp.attention.sum(-1), torch.ones(len(hyp.tokens) + 1), atol=1e-6)
+        assert (hyp.attention[:, n:] == 0).all()
+    beam_hyp = beam_search(model, src, lengths, beam=3)[1]
+    assert beam_hyp.attention.shape == (len(beam_hyp.tokens) + 1, 6) and (beam_hyp.attention[:, 3:] == 0).all()
