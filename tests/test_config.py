@@ -29,12 +29,18 @@ def test_every_experiment_composes_and_resolves(compose_cfg, experiment):
     cfg = compose_cfg([f"experiment={experiment}"])
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["experiment_name"] == experiment
-    assert resolved["model"]["num_classes"] == resolved["data"]["num_classes"]
+    if "num_classes" in resolved["model"]:
+        assert resolved["model"]["num_classes"] == resolved["data"]["num_classes"]
+
+
+# Options that only make sense together with the translation data, model and task.
+TRANSLATION = {("data", "multi30k"), ("model", "seq2seq"), ("model", "rnnsearch"), ("task", "translation")}
 
 
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS)
 def test_every_group_option_composes(compose_cfg, group, option):
-    cfg = compose_cfg([f"{group}={option}"])
+    context = ["data=multi30k", "model=seq2seq", "task=translation"] if (group, option) in TRANSLATION else []
+    cfg = compose_cfg([*context, f"{group}={option}"])
     OmegaConf.to_container(cfg, resolve=True)
 
 

@@ -182,7 +182,7 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
 
 def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
     class Plateau(ClassificationTask):
-        def evaluate(self, model, batches):
+        def evaluate(self, model, batches, split="val"):
             return {"loss": 1.0, "acc": 0.5}  # never improves after the first epoch
 
     batch = (torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))

@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from torch import nn
 
 from attention_zoo.data.cifar import CifarConfig, CifarData
+from attention_zoo.data.translation import TranslationConfig, TranslationData
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
+from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
+from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from attention_zoo.tasks.classification import ClassificationTask
+from attention_zoo.tasks.translation import TranslationTask
 
 
 def _fields(cfg: Mapping[str, Any], drop: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in drop}
 
 
-def _cifar(cfg: Mapping[str, Any], seed: int) -> CifarData:
-    return CifarData(CifarConfig(**_fields(cfg, ("kind",))), seed=seed)
-
-
-def _cifar_resnet(cfg: Mapping[str, Any]) -> nn.Module:
+def _cifar_resnet(cfg: Mapping[str, Any], data) -> nn.Module:
     options = _fields(cfg, ("name",))
     options["widths"] = tuple(options["widths"])
     return CifarResNet(ResNetConfig(**options))
 
 
-def _classification(cfg: Mapping[str, Any]) -> ClassificationTask:
-    return ClassificationTask(**_fields(cfg, ("name",)))
+def _vocab_sizes(data) -> dict[str, int]:
+    return {"src_vocab": data.src_encoder.vocab_size, "tgt_vocab": data.tgt_encoder.vocab_size}
 
 
-DATA: dict[str, Callable] = {"cifar": _cifar}
-MODELS: dict[str, Callable] = {"cifar_resnet": _cifar_resnet}
-TASKS: dict[str, Callable] = {"classification": _classification}
+DATA: dict[str, Callable] = {
+    "cifar": lambda cfg, seed: CifarData(CifarConfig(**_fields(cfg, ("kind",))), seed=seed),
+    "multi30k": lambda cfg, seed: TranslationData(TranslationConfig(**_fields(cfg, ("kind",))), seed=seed),
+}
+MODELS: dict[str, Callable] = {
+    "cifar_resnet": _cifar_resnet,
+    "seq2seq": lambda cfg, data: Seq2Seq(Seq2SeqConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
+    "rnnsearch": lambda cfg, data: RNNSearch(RNNSearchConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
+}
+TASKS: dict[str, Callable] = {
+    "classification": lambda cfg, data, run_dir: ClassificationTask(**_fields(cfg, ("name",))),
+    "translation": lambda cfg, data, run_dir: TranslationTask(data, run_dir, **_fields(cfg, ("name",))),
+}
 
 
 def _pick(registry: dict[str, Callable], key: str, what: str) -> Callable:
@@ -44,9 +55,9 @@ def build_data(cfg: Mapping[str, Any], seed: int):
     return _pick(DATA, cfg["kind"], "data.kind")(cfg, seed)
 
 
-def build_model(cfg: Mapping[str, Any]) -> nn.Module:
-    return _pick(MODELS, cfg["name"], "model.name")(cfg)
+def build_model(cfg: Mapping[str, Any], data) -> nn.Module:
+    return _pick(MODELS, cfg["name"], "model.name")(cfg, data)
 
 
-def build_task(cfg: Mapping[str, Any]):
-    return _pick(TASKS, cfg["name"], "task.name")(cfg)
+def build_task(cfg: Mapping[str, Any], data, run_dir: Path):
+    return _pick(TASKS, cfg["name"], "task.name")(cfg, data, run_dir)

@@ -62,6 +62,7 @@ def main(cfg: DictConfig) -> float | None:
 def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], sweep_dir: str | None = None):
     """Train and test one configuration; returns the test value of the monitored metric."""
     start = time.monotonic()
+    commit = git_commit()  # the code this run starts from (HEAD may move while it trains)
     stored = None
     if cfg.resume:
         resume_path = find_resume_checkpoint(cfg.resume, Path(cfg.paths.runs_dir) / cfg.experiment_name)
@@ -75,10 +76,10 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     trainer_cfg = TrainerConfig(**cfg.trainer)
     device = resolve_device(trainer_cfg.device)
     data = build_data(cfg.data, cfg.seed)
-    model = build_model(cfg.model).to(device)
+    model = build_model(cfg.model, data).to(device)
     if trainer_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    task = build_task(cfg.task)
+    task = build_task(cfg.task, data, run_dir)
     optimizer = build_optimizer(model, cfg.optim)
     total_steps = trainer_cfg.epochs * data.num_train_batches
     if trainer_cfg.max_steps is not None:
@@ -133,7 +134,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
                 "wall_time_this_session_s": round(time.monotonic() - start, 1),
                 "parameters": n_params,
                 "hardware": hardware_summary(device),
-                "git_commit": git_commit(),
+                "git_commit": commit,
                 "overrides": overrides,
                 "resumed_from": str(resume_path) if stored else None,
                 "wandb": {"mode": logger.mode, "id": logger.run_id, "group": logger_cfg.get("group")},

@@ -54,7 +54,7 @@ class Task(Protocol):
 
     def training_step(self, model: nn.Module, batch: Any) -> StepOutput: ...
 
-    def evaluate(self, model: nn.Module, batches: Iterable[Any]) -> dict[str, float]: ...
+    def evaluate(self, model: nn.Module, batches: Iterable[Any], split: str = "val") -> dict[str, float]: ...
 
 
 @dataclass
@@ -91,6 +91,7 @@ class TrainState:
     batch_in_epoch: int = 0  # next batch to train on within the epoch
     step: int = 0  # optimizer steps taken
     best_metric: float | None = None
+    best_loss: float | None = None  # validation loss at the best epoch: breaks ties of the metric
     best_epoch: int | None = None
     bad_epochs: int = 0
     elapsed_s: float = 0.0  # training wall time summed over all sessions of the run
@@ -273,7 +274,7 @@ class Trainer:
         if val_batches is not None:
             val = self.evaluate(val_batches)
             row.update({f"val/{k}": v for k, v in val.items()})
-            self._track_best(val[self.task.monitor])
+            self._track_best(val[self.task.monitor], val.get("loss"))
         if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
             if val_batches is None:
                 raise ValueError("schedule=plateau needs a validation split (data.val_size > 0).")
@@ -288,15 +289,18 @@ class Trainer:
         self._log(row)
         self.save_checkpoint()
 
-    def _track_best(self, value: float) -> None:
+    def _track_best(self, value: float, loss: float | None) -> None:
+        """A better monitored value wins; an equal one wins with a lower validation loss
+        (BLEU or accuracy often plateau on small validation sets while the loss still falls)."""
         state = self.state
-        better = (
-            state.best_metric is None
-            or (self.task.monitor_mode == "max" and value > state.best_metric)
-            or (self.task.monitor_mode == "min" and value < state.best_metric)
+        sign = 1 if self.task.monitor_mode == "max" else -1
+        tie_break = -loss if loss is not None else 0.0
+        better = state.best_metric is None or (sign * value, tie_break) > (
+            sign * state.best_metric,
+            -state.best_loss if state.best_loss is not None else 0.0,
         )
         if better:
-            state.best_metric, state.best_epoch, state.bad_epochs = value, state.epoch + 1, 0
+            state.best_metric, state.best_loss, state.best_epoch, state.bad_epochs = value, loss, state.epoch + 1, 0
             checkpoint.save_atomic({"model": self.model.state_dict(), "epoch": state.epoch + 1}, self.best_checkpoint)
         else:
             state.bad_epochs += 1
@@ -307,10 +311,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, batches: Iterable[Any]) -> dict[str, float]:
+    def evaluate(self, batches: Iterable[Any], split: str = "val") -> dict[str, float]:
         self.model.eval()
         with autocast(self.device, self.amp_dtype):
-            metrics = self.task.evaluate(self.model, (self._to_device(b) for b in batches))
+            metrics = self.task.evaluate(self.model, (self._to_device(b) for b in batches), split)
         self.model.train()
         return metrics
 
@@ -318,7 +322,7 @@ class Trainer:
         """Evaluate on the test split with the best-by-validation weights (the last ones if no val)."""
         if self.best_checkpoint.exists():
             self.model.load_state_dict(checkpoint.load(self.best_checkpoint, self.device)["model"])
-        return self.evaluate(self.data.test_batches())
+        return self.evaluate(self.data.test_batches(), split="test")
 
     # ------------------------------------------------------------------ helpers
     def _to_device(self, batch):

@@ -27,7 +27,9 @@ class ClassificationTask:
         correct = int((logits.argmax(dim=1) == labels).sum())
         return StepOutput(loss=loss, count=len(labels), sums={"acc": correct})
 
-    def evaluate(self, model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], split: str = "val"
+    ) -> dict[str, float]:
         """loss (mean cross-entropy), acc (top-1) and acc_top5 over all batches."""
         loss_sum, top1, top5, count = 0.0, 0, 0, 0
         for images, labels in batches:

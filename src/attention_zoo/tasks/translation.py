@@ -1,0 +1,68 @@
+"""Translation: teacher-forced cross-entropy training; decoding and BLEU evaluation.
+
+Validation (every epoch) decodes greedily and scores sacreBLEU, which picks the best epoch;
+the final test decodes with beam search (``test_beam``) and writes the detokenized
+translations next to the run's metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from attention_zoo.data.text import PAD
+from attention_zoo.engine.trainer import StepOutput
+from attention_zoo.metrics.bleu import translation_scores
+from attention_zoo.tasks.decoding import beam_search, greedy_decode
+
+
+class TranslationTask:
+    monitor = "bleu"
+    monitor_mode = "max"
+    unit = "tok"
+
+    def __init__(
+        self, data, output_dir: str | Path | None = None, label_smoothing: float = 0.0, test_beam: int = 5,
+        length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
+    ):
+        self.data, self.output_dir = data, Path(output_dir) if output_dir else None
+        self.label_smoothing, self.test_beam, self.length_penalty = label_smoothing, test_beam, length_penalty
+        self.max_len_a, self.max_len_b = max_len_a, max_len_b
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
+        tgt_in, tgt_out = batch["tgt"][:, :-1], batch["tgt"][:, 1:]  # (B, T-1) each
+        logits = model(batch["src"], batch["src_len"], tgt_in)  # (B, T-1, V)
+        loss = F.cross_entropy(
+            logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD, label_smoothing=self.label_smoothing
+        )
+        tokens = int(tgt_out.ne(PAD).sum())
+        return StepOutput(loss=loss, count=tokens)
+
+    def evaluate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], split: str = "val") -> dict[str, float]:
+        """Loss and perplexity under teacher forcing, then BLEU/chrF of decoded output."""
+        nll, tokens, outputs = 0.0, 0, {}
+        for batch in batches:
+            tgt_in, tgt_out = batch["tgt"][:, :-1], batch["tgt"][:, 1:]
+            logits = model(batch["src"], batch["src_len"], tgt_in).float()
+            nll += float(F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, reduction="sum"))
+            tokens += int(tgt_out.ne(PAD).sum())
+            if split == "test" and self.test_beam > 1:
+                hyps = beam_search(model, batch["src"], batch["src_len"], self.test_beam, self.length_penalty, self.max_len_a, self.max_len_b)
+            else:
+                hyps = greedy_decode(model, batch["src"], batch["src_len"], self.max_len_a, self.max_len_b)
+            for row, hyp in zip(batch["index"].tolist(), hyps):
+                outputs[row] = self.data.tgt_encoder.decode(hyp.tokens)
+        split_name = "test2016" if split == "test" else "val"
+        references = self.data.references[split_name]
+        hypotheses = [outputs[i] for i in range(len(references))]
+        scores = translation_scores(hypotheses, references, self.data.cfg.tgt)
+        if split == "test" and self.output_dir is not None:
+            (self.output_dir / f"translations.{split_name}.{self.data.cfg.tgt}").write_text("\n".join(hypotheses) + "\n")
+        signature = scores.pop("bleu_signature")
+        self.bleu_signature = signature
+        return {"loss": nll / tokens, "ppl": math.exp(min(nll / tokens, 50)), **scores}
