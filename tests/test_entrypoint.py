@@ -1,5 +1,6 @@
 """The real entrypoint in subprocesses: smoke run, W&B offline record, sweeps, resume, signals."""
 
+import csv
 import json
 import signal
 import subprocess
@@ -69,7 +70,7 @@ def _comparable(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     rows = [
         {k: v for k, v in row.items() if not k.startswith("time/")}
-        for row in __import__("csv").DictReader(open(run_dir / "history.csv"))
+        for row in csv.DictReader(open(run_dir / "history.csv"))
     ]
     return metrics["test"], metrics["best_val"], metrics["steps"], rows
 

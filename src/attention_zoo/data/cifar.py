@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from attention_zoo.engine.checkpoint import save_atomic
 from attention_zoo.engine.seeding import derived_generator
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,6 @@ def _load_jpeg_folder(folder: Path, cache_dir: Path) -> tuple[Split, Split]:
         if images.shape[1:] != (3, 32, 32):
             raise ValueError(f"{folder / split} holds images of shape {tuple(images.shape[1:])}, expected (3, 32, 32).")
         splits[split] = {"images": images, "labels": torch.tensor(ds.targets, dtype=torch.int64)}
-    from attention_zoo.engine.checkpoint import save_atomic
-
     save_atomic(splits, cache)
     return Split(**splits["train"]), Split(**splits["test"])
 

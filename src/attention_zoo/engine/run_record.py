@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -12,10 +13,15 @@ METRICS = "metrics.json"
 HISTORY = "history.csv"
 
 
-def write_json_atomic(payload: Mapping[str, Any], path: Path) -> None:
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of one."""
     tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(payload: Mapping[str, Any], path: Path) -> None:
+    _write_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_history(rows: Iterable[Mapping[str, Any]], path: Path) -> None:
@@ -24,14 +30,8 @@ def write_history(rows: Iterable[Mapping[str, Any]], path: Path) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    tmp = path.with_name(f".tmp-{path.name}")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomic(path, buffer.getvalue())

@@ -7,6 +7,7 @@ translations next to the run's metrics.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Iterable
@@ -19,6 +20,8 @@ from attention_zoo.data.text import PAD
 from attention_zoo.engine.trainer import StepOutput
 from attention_zoo.metrics.bleu import translation_scores
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
+
+log = logging.getLogger(__name__)
 
 
 class TranslationTask:
@@ -64,5 +67,6 @@ class TranslationTask:
         if split == "test" and self.output_dir is not None:
             (self.output_dir / f"translations.{split_name}.{self.data.cfg.tgt}").write_text("\n".join(hypotheses) + "\n")
         signature = scores.pop("bleu_signature")
-        self.bleu_signature = signature
+        if split == "test":
+            log.info("sacreBLEU signature: %s", signature)
         return {"loss": nll / tokens, "ppl": math.exp(min(nll / tokens, 50)), **scores}
