@@ -17,6 +17,7 @@ def _run(folder, seed, acc, status="completed"):
         "hardware": {"cpu": "CPU X", "device": "cpu", "cpu_threads": 2}, "git_commit": "abc",
     }))
     (folder / "history.csv").write_text("epoch,train/loss\n1,0.5\n")
+    (folder / "translations.test2016.en").write_text("A dog.\n")
     (folder / "last.pt").write_bytes(b"not collected")
     return folder
 
@@ -24,7 +25,7 @@ def _run(folder, seed, acc, status="completed"):
 def test_collect_copies_the_small_record_only(tmp_path):
     run = _run(tmp_path / "runs" / "exp" / "2026-01-01", 0, 0.9)
     target = results.collect(run, tmp_path / "results" / "runs")
-    assert sorted(p.name for p in target.iterdir()) == ["history.csv", "metrics.json"]
+    assert sorted(p.name for p in target.iterdir()) == ["history.csv", "metrics.json", "translations.test2016.en"]
     with pytest.raises(SystemExit, match="has not completed"):
         results.collect(_run(tmp_path / "runs" / "exp" / "b", 0, 0.9, status="running"), tmp_path / "out")
 
