@@ -73,7 +73,6 @@ class TranslationData:
         self.ids = stored["splits"]
         train = self.ids["train"]
         keep = [i for i, (s, t) in enumerate(zip(train["src"], train["tgt"])) if max(len(s), len(t)) <= cfg.max_train_len]
-        self.train_rows = keep
         self._train_batches = [
             [keep[j] for j in batch]
             for batch in token_budget_batches(
@@ -93,13 +92,11 @@ class TranslationData:
 
     def _cache_key(self) -> str:
         folder = Path(self.cfg.root).expanduser() / "multi30k"
-        stamps = [
-            (name, p.stat().st_size, p.stat().st_mtime_ns)
-            for split in SPLITS
-            for lang in (self.cfg.src, self.cfg.tgt)
-            for name in [multi30k.file_name(split, lang)]
-            for p in [folder / name]
-        ]
+        stamps = []
+        for split in SPLITS:
+            for lang in (self.cfg.src, self.cfg.tgt):
+                path = folder / multi30k.file_name(split, lang)
+                stamps.append((path.name, path.stat().st_size, path.stat().st_mtime_ns))
         fields = {k: v for k, v in asdict(self.cfg).items() if k not in ("root", "cache_dir", "download", "max_tokens", "eval_max_tokens", "max_train_len")}
         return hashlib.sha1(config_key({"config": fields, "files": stamps}).encode()).hexdigest()[:16]
 
