@@ -8,19 +8,7 @@ import torch
 from attention_zoo.data import multi30k
 from attention_zoo.data.text import BOS, EOS, PAD, SubwordEncoder, WordEncoder, padding_share, shuffled, token_budget_batches
 from attention_zoo.data.translation import TranslationConfig, TranslationData
-
-DE = ["Ein Hund läuft im Park.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch.", "Ein Kind isst Eis."]
-EN = ["A dog runs in the park.", "Two men play soccer.", "A woman reads a book.", "A child eats ice cream."]
-
-
-def write_corpus(root, lines_per_split=None):
-    folder = root / "multi30k"
-    folder.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val", "test2016"):
-        for lang, lines in (("de", DE), ("en", EN)):
-            with gzip.open(folder / multi30k.file_name(split, lang), "wt", encoding="utf-8") as fh:
-                fh.write("\n".join(lines * (3 if split == "train" else 1)) + "\n")
-    return folder
+from multi30k_corpus import DE, EN, write_corpus
 
 
 def test_pairs_are_read_aligned(tmp_path):
@@ -108,25 +96,3 @@ def test_encoded_cache_is_reused_and_rebuilt_when_the_config_changes(tmp_path):
     assert len(list((tmp_path / "cache").glob("multi30k-*.pt"))) == 2
     rows = torch.cat([b["index"] for b in data.test_batches()]).sort().values
     assert rows.tolist() == list(range(4))
-
-
-@pytest.mark.parametrize("model", ["seq2seq", "rnnsearch"])
-def test_entrypoint_overfits_a_tiny_corpus_to_bleu_above_90(tmp_path, model):
-    """Train through the real entrypoint on 4 repeated sentence pairs; decoded test BLEU > 90."""
-    import json
-    import os
-
-    from conftest import run_dirs, run_train
-
-    write_corpus(tmp_path / "data")
-    env = dict(os.environ, ATTN_ZOO_DATA=str(tmp_path / "data"), ATTN_ZOO_RUNS=str(tmp_path / "runs"),
-               ATTN_ZOO_CACHE=str(tmp_path / "cache"), WANDB_MODE="disabled", OMP_NUM_THREADS="1")
-    run_train(
-        env, f"experiment={model}", "trainer=smoke", "trainer.epochs=60", "trainer.grad_clip_norm=5", "data.max_tokens=40", "data.min_freq=1", "data.download=false",
-        "model.embed_dim=32", "model.hidden_dim=64", "optim=adam", "optim.lr=0.01", "schedule=constant",
-        *(["model.num_layers=1"] if model == "seq2seq" else ["model.attention_dim=32", "model.maxout_dim=32"]),
-    )
-    (run_dir,) = run_dirs(tmp_path / "runs", model)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["test"]["bleu"] > 90, metrics["test"]
-    assert (run_dir / "translations.test2016.en").read_text().splitlines() == EN

@@ -18,14 +18,19 @@ def _run(folder, seed, acc, status="completed"):
     }))
     (folder / "history.csv").write_text("epoch,train/loss\n1,0.5\n")
     (folder / "translations.test2016.en").write_text("A dog.\n")
+    (folder / "figures").mkdir()
+    (folder / "figures" / "alignment_test2016_0.png").write_bytes(b"\x89PNG")
     (folder / "last.pt").write_bytes(b"not collected")
+    (folder / "wandb").mkdir()
+    (folder / "wandb" / "run.wandb").write_bytes(b"not collected")
     return folder
 
 
 def test_collect_copies_the_small_record_only(tmp_path):
     run = _run(tmp_path / "runs" / "exp" / "2026-01-01", 0, 0.9)
     target = results.collect(run, tmp_path / "results" / "runs")
-    assert sorted(p.name for p in target.iterdir()) == ["history.csv", "metrics.json", "translations.test2016.en"]
+    copied = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    assert copied == ["figures/alignment_test2016_0.png", "history.csv", "metrics.json", "translations.test2016.en"]
     with pytest.raises(SystemExit, match="has not completed"):
         results.collect(_run(tmp_path / "runs" / "exp" / "b", 0, 0.9, status="running"), tmp_path / "out")
 

@@ -45,8 +45,16 @@ def logged_history(run_folder: Path) -> list[dict]:
     (run_file,) = Path(run_folder).glob("run-*.wandb")
     rows = []
     for record in read_records(run_file):
-        if record.WhichOneof("record_type") == "history":
-            rows.append({item.nested_key[0] if item.nested_key else item.key: json.loads(item.value_json) for item in record.history.item})
+        if record.WhichOneof("record_type") != "history":
+            continue
+        row: dict = {}
+        for item in record.history.item:
+            *parents, leaf = list(item.nested_key) or [item.key]  # media: (key, field) pairs, e.g. (name, "_type")
+            node = row
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[leaf] = json.loads(item.value_json)
+        rows.append(row)
     return rows
 
 

@@ -7,7 +7,7 @@
 Each run directory receives: config.yaml (the resolved config actually used), .hydra/,
 train.log, history.csv (per epoch), metrics.json (final test metrics, best validation,
 wall time, hardware, versions, git commit, seed), last.pt/best.pt checkpoints, curves.png,
-and the offline W&B run under wandb/.
+the task's figures under figures/ (e.g. alignment matrices), and the offline W&B run under wandb/.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 RESUME_MAY_CHANGE = (
     "resume", "paths.", "logger.", "data.root", "data.cache_dir", "trainer.device", "trainer.progress_bar",
     "trainer.kill_at_step", "trainer.checkpoint_every_minutes", "trainer.log_every_steps",
-    "trainer.epochs", "trainer.max_steps",
+    "trainer.epochs", "trainer.max_steps", "task.figure_sentences",
 )
 
 
@@ -120,6 +120,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         curves = plot_history(state.history, run_dir / "curves.png", metric=task.monitor, title=run_name) if state.history else None
         if curves:
             logger.log_images({"figures/curves": curves}, step=state.step)
+        figures = task.figures(trainer.model) if hasattr(task, "figures") else {}
+        if figures:
+            logger.log_images(figures, step=state.step)
         write_json_atomic(
             {
                 "experiment": cfg.experiment_name,

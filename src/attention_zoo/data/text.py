@@ -54,6 +54,10 @@ class WordEncoder:
     def decode(self, ids: Iterable[int]) -> str:
         return self._detok.detokenize([self.itos[i] for i in _strip_specials(ids)])
 
+    def token_strings(self, ids: Iterable[int]) -> list[str]:
+        """The vocabulary entry of each id, specials included (axis labels of attention figures)."""
+        return [self.itos[int(i)] for i in ids]
+
     @property
     def vocab_size(self) -> int:
         return len(self.itos)
@@ -95,6 +99,10 @@ class SubwordEncoder:
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._tok.decode(list(_strip_specials(ids)))
+
+    def token_strings(self, ids: Iterable[int]) -> list[str]:
+        """The subword piece of each id, specials included (axis labels of attention figures)."""
+        return [self._tok.id_to_token(int(i)) for i in ids]
 
     @property
     def vocab_size(self) -> int:

@@ -117,7 +117,8 @@ class TranslationData:
         }
         return {"encoders": {"src": src_enc.state(), "tgt": tgt_enc.state()}, "splits": splits}
 
-    def _batch(self, split: str, rows: list[int]) -> dict[str, torch.Tensor]:
+    def batch(self, split: str, rows: list[int]) -> dict[str, torch.Tensor]:
+        """The given sentence pairs of a split as one padded batch: src (B, S), src_len (B,), tgt (B, T), index (B,)."""
         data = self.ids[split]
         sources = [data["src"][i] for i in rows]
         return {
@@ -130,14 +131,14 @@ class TranslationData:
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         order = shuffled(self._train_batches, self.seed, epoch)
         for rows in order[start:]:
-            yield self._batch("train", rows)
+            yield self.batch("train", rows)
 
     def eval_batches(self, split: str) -> list[dict[str, torch.Tensor]]:
         data = self.ids[split]
         batches = token_budget_batches(
             [len(s) for s in data["src"]], [len(t) + 2 for t in data["tgt"]], self.cfg.eval_max_tokens
         )
-        return [self._batch(split, rows) for rows in batches]
+        return [self.batch(split, rows) for rows in batches]
 
     def val_batches(self):
         return self.eval_batches("val")

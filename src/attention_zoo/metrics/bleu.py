@@ -30,3 +30,19 @@ def translation_scores(hypotheses: Sequence[str], references: Sequence[str], lan
     )
     chrf = CHRF().corpus_score(list(hypotheses), [list(references)])
     return {"bleu": sacre.score, "tok_bleu": tok.score, "chrf": chrf.score, "bleu_signature": str(bleu.get_signature())}
+
+
+def bleu_by_length(
+    hypotheses: Sequence[str], references: Sequence[str], source_lengths: Sequence[int], edges: Sequence[int]
+) -> list[dict[str, float | int | None]]:
+    """sacreBLEU per source-length bucket (Bahdanau et al. 2015, Fig. 2): bucket k holds the
+    sentences with edges[k] <= length < edges[k + 1]; the last bucket is open-ended."""
+    if list(edges) != sorted(set(edges)):
+        raise ValueError(f"bucket edges must be strictly increasing, got {list(edges)}")
+    buckets = []
+    for k, low in enumerate(edges):
+        high = edges[k + 1] if k + 1 < len(edges) else None
+        rows = [i for i, n in enumerate(source_lengths) if n >= low and (high is None or n < high)]
+        score = BLEU().corpus_score([hypotheses[i] for i in rows], [[references[i] for i in rows]]).score if rows else None
+        buckets.append({"min_len": low, "max_len": None if high is None else high - 1, "sentences": len(rows), "bleu": score})
+    return buckets

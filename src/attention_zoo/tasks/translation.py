@@ -2,7 +2,8 @@
 
 Validation (every epoch) decodes greedily and scores sacreBLEU, which picks the best epoch;
 the final test decodes with beam search (``test_beam``) and writes the detokenized
-translations next to the run's metrics.
+translations next to the run's metrics. ``figures`` then draws the alignment matrices of a few
+test sentences (Bahdanau et al. 2015, Fig. 3) for models that attend.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -20,6 +21,7 @@ from attention_zoo.data.text import PAD
 from attention_zoo.engine.trainer import StepOutput
 from attention_zoo.metrics.bleu import translation_scores
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
+from attention_zoo.viz.attention import plot_alignment
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +33,18 @@ class TranslationTask:
 
     def __init__(
         self, data, output_dir: str | Path | None = None, label_smoothing: float = 0.0, test_beam: int = 5,
-        length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
+        length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10, figure_sentences: Sequence[int] = (),
     ):
         self.data, self.output_dir = data, Path(output_dir) if output_dir else None
         self.label_smoothing, self.test_beam, self.length_penalty = label_smoothing, test_beam, length_penalty
         self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        n_test = len(data.references["test2016"])
+        if any(not 0 <= i < n_test for i in figure_sentences):
+            raise ValueError(
+                f"task.figure_sentences={list(figure_sentences)} must index the {n_test} test2016 sentences "
+                f"(0..{n_test - 1}); set task.figure_sentences=[] to draw no alignment figures."
+            )
+        self.figure_sentences = list(figure_sentences)
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         tgt_in, tgt_out = batch["tgt"][:, :-1], batch["tgt"][:, 1:]  # (B, T-1) each
@@ -70,3 +79,29 @@ class TranslationTask:
         if split == "test":
             log.info("sacreBLEU signature: %s", signature)
         return {"loss": nll / tokens, "ppl": math.exp(min(nll / tokens, 50)), **scores}
+
+    @torch.no_grad()
+    def figures(self, model: nn.Module) -> dict[str, Path]:
+        """Alignment matrices (Bahdanau Fig. 3) of the ``figure_sentences`` of test2016 as the model
+        translates them with beam search: <run>/figures/alignment_test2016_<i>.png, by W&B key.
+        Models without attention (seq2seq) draw none."""
+        if self.output_dir is None or not self.figure_sentences:
+            return {}
+        device = next(model.parameters()).device
+        batch = self.data.batch("test2016", self.figure_sentences)
+        src, src_len = batch["src"].to(device), batch["src_len"].to(device)
+        model.eval()
+        hyps = beam_search(model, src, src_len, self.test_beam, self.length_penalty, self.max_len_a, self.max_len_b)
+        figures = {}
+        for row, hyp, source, length in zip(self.figure_sentences, hyps, batch["src"], batch["src_len"].tolist()):
+            if hyp.attention is None:
+                return {}
+            name = f"alignment_test2016_{row}"
+            figures[f"figures/{name}"] = plot_alignment(
+                hyp.attention[:, :length],  # (T + 1, S): the <eos> step included, padding dropped
+                self.data.src_encoder.token_strings(source[:length].tolist()),
+                [*self.data.tgt_encoder.token_strings(hyp.tokens), "<eos>"],
+                self.output_dir / "figures" / f"{name}.png",
+                title=f"test2016 #{row}, beam {self.test_beam}",
+            )
+        return figures

@@ -1,0 +1,130 @@
+"""Figures of finished translation runs (Bahdanau et al. 2015, Figs. 2 and 3).
+
+    python scripts/translation_figures.py by-length \\
+        --run RNNsearch=results/runs/rnnsearch_cpu/<run> --run seq2seq=results/runs/seq2seq_cpu/<run> \\
+        --out results/figures/bleu_by_source_length
+        Fig. 2: sacreBLEU of each run's test2016 translations per source-length bucket (Moses words),
+        one line per run, as <out>.png and the numbers as <out>.json. Needs only the run records
+        (config.yaml + translations.test2016.<tgt>) and the raw Multi30k files.
+    python scripts/translation_figures.py alignments runs/rnnsearch_cpu/<run> [--sentences 9 16 27 37]
+        Fig. 3: redraws the alignment matrices of a finished run from its best.pt into <run>/figures/
+        (a training run draws them itself at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from sacremoses import MosesTokenizer
+
+from attention_zoo.build import build_data, build_model, build_task
+from attention_zoo.data.multi30k import load_pairs
+from attention_zoo.engine import checkpoint
+from attention_zoo.metrics.bleu import bleu_by_length
+from attention_zoo.train import CONFIG_DIR
+
+DEFAULT_EDGES = (1, 8, 10, 12, 14, 16, 20)
+
+
+def _bucket_label(bucket: dict) -> str:
+    if bucket["max_len"] is None:
+        return f"{bucket['min_len']}+"
+    return f"{bucket['min_len']}-{bucket['max_len']}"
+
+
+def by_length(runs: dict[str, Path], data_root: Path, edges: tuple[int, ...], out: Path) -> dict:
+    configs = {label: OmegaConf.load(run / "config.yaml") for label, run in runs.items()}
+    pairs = {(c.data.src, c.data.tgt) for c in configs.values()}
+    if len(pairs) != 1:
+        raise SystemExit(f"The runs translate different language pairs {sorted(pairs)}; compare runs of one pair.")
+    (src, tgt), = pairs
+    sources, references = load_pairs(data_root, "test2016", src, tgt, download=False)
+    tokenizer = MosesTokenizer(lang=src)
+    lengths = [len(tokenizer.tokenize(s, escape=False)) for s in sources]
+    report = {"pair": f"{src}-{tgt}", "split": "test2016", "length_unit": f"Moses-tokenized {src} words", "runs": {}}
+    for label, run in runs.items():
+        path = run / f"translations.test2016.{tgt}"
+        if not path.is_file():
+            raise SystemExit(f"No test translations at {path}: is {run} a finished translation run?")
+        hypotheses = path.read_text(encoding="utf-8").split("\n")[: len(references)]
+        report["runs"][label] = {"run": str(run), "buckets": bleu_by_length(hypotheses, references, lengths, edges)}
+    _plot(report, out.with_suffix(".png"))
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, entry in report["runs"].items():
+        buckets = [b for b in entry["buckets"] if b["bleu"] is not None]
+        ax.plot([_bucket_label(b) for b in buckets], [b["bleu"] for b in buckets], marker="o", label=label)
+    first = next(iter(report["runs"].values()))["buckets"]
+    ax.set_xlabel(f"source length ({report['length_unit']}); sentences: " + ", ".join(str(b["sentences"]) for b in first))
+    ax.set_ylabel("sacreBLEU")
+    ax.set_title(f"Multi30k {report['pair']} {report['split']}: BLEU by source length")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def alignments(run: Path, sentences: list[int] | None, data_root: Path | None) -> dict[str, Path]:
+    cfg = OmegaConf.load(run / "config.yaml")
+    if data_root is not None:
+        cfg.data.root = str(data_root)
+    if sentences is not None:
+        cfg.task.figure_sentences = sentences
+    elif "figure_sentences" not in cfg.task:  # a run from before the option existed: today's default
+        cfg.task.figure_sentences = OmegaConf.load(CONFIG_DIR / "task" / "translation.yaml").figure_sentences
+    data = build_data(cfg.data, cfg.seed)
+    model = build_model(cfg.model, data)
+    model.load_state_dict(checkpoint.load(run / checkpoint.BEST)["model"])
+    figures = build_task(cfg.task, data, run).figures(model)
+    if not figures:
+        raise SystemExit(f"{cfg.model.name} has no attention to draw (or task.figure_sentences is empty).")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    length = commands.add_parser("by-length", help="BLEU per source-length bucket of several runs (Fig. 2)")
+    length.add_argument("--run", action="append", required=True, metavar="LABEL=RUN_DIR")
+    length.add_argument("--out", type=Path, required=True, help="output path without suffix (.png and .json)")
+    length.add_argument("--edges", type=int, nargs="+", default=DEFAULT_EDGES, help="bucket lower bounds")
+    length.add_argument("--data-root", type=Path, default=Path(os.environ.get("ATTN_ZOO_DATA", "data")))
+    align = commands.add_parser("alignments", help="alignment matrices of a run's test sentences (Fig. 3)")
+    align.add_argument("run", type=Path)
+    align.add_argument("--sentences", type=int, nargs="+", help="test2016 lines (0-based); default: the run's config")
+    align.add_argument("--data-root", type=Path, help="where multi30k/ lies, if not where the run found it")
+    args = parser.parse_args(argv)
+    if args.command == "by-length":
+        runs = {}
+        for spec in args.run:
+            label, sep, folder = spec.partition("=")
+            if not sep:
+                parser.error(f"--run expects LABEL=RUN_DIR, got {spec!r}")
+            runs[label] = Path(folder)
+        report = by_length(runs, args.data_root, tuple(args.edges), args.out)
+        for label, entry in report["runs"].items():
+            print(label, "  ".join(f"{_bucket_label(b)}: {b['bleu']:.1f}" for b in entry["buckets"] if b["bleu"] is not None))
+        print(f"wrote {args.out.with_suffix('.png')} and {args.out.with_suffix('.json')}")
+    else:
+        for path in alignments(args.run, args.sentences, args.data_root).values():
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

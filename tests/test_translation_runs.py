@@ -1,0 +1,98 @@
+"""Translation end to end on a tiny corpus: both models trained through the real entrypoint,
+then the figures they draw and the figure script run on their run directories."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from attention_zoo.metrics.bleu import bleu_by_length
+from conftest import REPO, run_dirs, run_train
+from multi30k_corpus import EN, write_corpus
+from wandb_records import logged_history
+
+MODELS = ("seq2seq", "rnnsearch")
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> dict:
+    """One finished run per model on 4 repeated sentence pairs (offline W&B), trained to memorize them."""
+    root = tmp_path_factory.mktemp("translation")
+    write_corpus(root / "data")
+    env = dict(os.environ, ATTN_ZOO_DATA=str(root / "data"), ATTN_ZOO_RUNS=str(root / "runs"),
+               ATTN_ZOO_CACHE=str(root / "cache"), WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    env.pop("WANDB_API_KEY", None)
+    runs = {}
+    for model in MODELS:
+        run_train(
+            env, f"experiment={model}", "trainer=smoke", "trainer.epochs=60", "trainer.grad_clip_norm=5",
+            "data.max_tokens=40", "data.min_freq=1", "data.download=false", "task.figure_sentences=[1,3]",
+            "model.embed_dim=32", "model.hidden_dim=64", "optim=adam", "optim.lr=0.01", "schedule=constant",
+            *(["model.num_layers=1"] if model == "seq2seq" else ["model.attention_dim=32", "model.maxout_dim=32"]),
+        )
+        (runs[model],) = run_dirs(root / "runs", model)
+    return {"runs": runs, "env": env, "data": root / "data"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_entrypoint_overfits_a_tiny_corpus_to_bleu_above_90(tiny_runs, model):
+    run_dir = tiny_runs["runs"][model]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["bleu"] > 90, metrics["test"]
+    assert (run_dir / "translations.test2016.en").read_text().splitlines() == EN
+
+
+def test_rnnsearch_run_draws_its_alignments_and_logs_them_to_wandb(tiny_runs):
+    run_dir = tiny_runs["runs"]["rnnsearch"]
+    drawn = sorted(p.name for p in (run_dir / "figures").glob("*.png"))
+    assert drawn == ["alignment_test2016_1.png", "alignment_test2016_3.png"]
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    logged = {key: value for row in logged_history(wandb_run) for key, value in row.items()}
+    for name in ("figures/alignment_test2016_1", "figures/alignment_test2016_3", "figures/curves"):
+        assert logged[name]["_type"] == "image-file", name
+    assert not (tiny_runs["runs"]["seq2seq"] / "figures").exists()  # no attention, nothing drawn
+
+
+def figure_script(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/translation_figures.py", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_by_length_script_compares_the_two_runs_per_bucket(tiny_runs, tmp_path):
+    runs = tiny_runs["runs"]
+    out = tmp_path / "fig2"
+    proc = figure_script(tiny_runs["env"], "by-length", "--run", f"encdec={runs['seq2seq']}",
+                         "--run", f"search={runs['rnnsearch']}", "--out", str(out), "--edges", "1", "6",
+                         "--data-root", str(tiny_runs["data"]))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+    lengths = [6, 5, 6, 5]  # Moses words of DE, the final period included
+    hyps = (runs["rnnsearch"] / "translations.test2016.en").read_text().splitlines()
+    assert report["runs"]["search"]["buckets"] == bleu_by_length(hyps, EN, lengths, [1, 6])
+    assert [b["sentences"] for b in report["runs"]["encdec"]["buckets"]] == [2, 2]
+
+
+def test_by_length_script_needs_label_equals_dir(tiny_runs, tmp_path):
+    proc = figure_script(tiny_runs["env"], "by-length", "--run", str(tiny_runs["runs"]["seq2seq"]), "--out", str(tmp_path / "x"))
+    assert proc.returncode != 0 and "LABEL=RUN_DIR" in proc.stderr
+
+
+def test_alignments_script_redraws_from_the_best_checkpoint(tiny_runs):
+    run_dir = tiny_runs["runs"]["rnnsearch"]
+    proc = figure_script(tiny_runs["env"], "alignments", str(run_dir), "--sentences", "0", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert (run_dir / "figures" / "alignment_test2016_0.png").stat().st_size > 0
+    assert (run_dir / "figures" / "alignment_test2016_2.png").stat().st_size > 0
+    refused = figure_script(tiny_runs["env"], "alignments", str(tiny_runs["runs"]["seq2seq"]))
+    assert refused.returncode != 0 and "no attention" in refused.stderr
+
+
+def test_figure_sentences_outside_the_test_set_name_the_valid_range(tiny_runs):
+    proc = run_train(tiny_runs["env"], "experiment=rnnsearch", "trainer=smoke", "data.download=false",
+                     "data.min_freq=1", "task.figure_sentences=[4]", check=False)
+    assert proc.returncode != 0
+    assert "must index the 4 test2016 sentences (0..3)" in proc.stderr + proc.stdout
+
