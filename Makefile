@@ -4,12 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export ATTN_ZOO_DATA ?= $(if $(wildcard ../shared/data),../shared/data,data)
+RUNS := $(or $(ATTN_ZOO_RUNS),runs)
+# reproduce-* targets: BUDGET=cpu (default) is the budget of the committed results, about an hour
+# or two on a 2-core CPU; BUDGET=paper is the paper's recipe (GPU advised).
+BUDGET ?= cpu
+preset = $(if $(filter paper,$(BUDGET)),$(1),$(if $(filter cpu,$(BUDGET)),$(1)_cpu,$(error BUDGET must be cpu or paper, not '$(BUDGET)')))
+# the newest finished run of an experiment under $(RUNS)
+latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*/metrics.json))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-slow train bench reproduce-resnet-cifar results data-cifar10 clean
+.PHONY: help venv test test-slow train bench bench-resnet bench-translation reproduce-resnet-cifar \
+	reproduce-seq2seq reproduce-rnnsearch figure-bleu-by-length results data-cifar10 data-multi30k clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/[$$][$$]/$$/g' | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,17 +36,39 @@ test-slow: $(STAMP) ## the long tests marked slow
 train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU budget (~1.5 h on 2 cores)
 	$(PY) -m attention_zoo.train experiment=resnet_cifar_cpu $(ARGS)
 
-bench: $(STAMP) ## training images/s, data-wait share and channels_last effect for the CIFAR ResNet
-	$(PY) scripts/bench.py $(ARGS)
+bench: bench-resnet bench-translation ## all speed measurements below
 
-reproduce-resnet-cifar: $(STAMP) ## He et al. 2016 ResNet-20 recipe at paper scale (164 epochs; GPU advised)
-	$(PY) -m attention_zoo.train experiment=resnet_cifar $(ARGS)
+bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
+	$(PY) scripts/bench_resnet.py $(ARGS)
+
+bench-translation: $(STAMP) ## seq2seq/RNNsearch CPU presets: training tokens/s, padding share, decoding sentences/s
+	$(PY) scripts/bench_translation.py $(foreach e,seq2seq_cpu rnnsearch_cpu,--experiment $(e) \
+		$(if $(call latest,$(e)),--checkpoint $(e)=$(call latest,$(e))/best.pt)) $(ARGS)
+
+reproduce-resnet-cifar: $(STAMP) ## He et al. 2016 ResNet-20 (BUDGET=cpu: 20 epochs, ~75 min; BUDGET=paper: 164 epochs)
+	$(PY) -m attention_zoo.train experiment=$(call preset,resnet_cifar) $(ARGS)
+
+reproduce-seq2seq: $(STAMP) ## Sutskever et al. 2014 LSTM seq2seq on Multi30k de-en (BUDGET=cpu ~1 h; BUDGET=paper 4x1000)
+	$(PY) -m attention_zoo.train experiment=$(call preset,seq2seq) $(ARGS)
+
+reproduce-rnnsearch: $(STAMP) ## Bahdanau et al. 2015 RNNsearch on Multi30k de-en (BUDGET=cpu ~40 min; BUDGET=paper 1000 units)
+	$(PY) -m attention_zoo.train experiment=$(call preset,rnnsearch) $(ARGS)
+	$(MAKE) figure-bleu-by-length
+
+figure-bleu-by-length: $(STAMP) ## Bahdanau Fig. 2 from the newest seq2seq and rnnsearch runs of $$BUDGET
+	$(if $(and $(call latest,$(call preset,seq2seq)),$(call latest,$(call preset,rnnsearch))), \
+		$(PY) scripts/translation_report.py by-length --run "seq2seq (no attention)=$(call latest,$(call preset,seq2seq))" \
+			--run "RNNsearch=$(call latest,$(call preset,rnnsearch))" --out $(RUNS)/bleu_by_source_length_$(BUDGET), \
+		@echo "Fig. 2 needs a finished run of both $(call preset,seq2seq) and $(call preset,rnnsearch) under $(RUNS)/")
 
 results: $(STAMP) ## regenerate results/*.md tables from the committed run records
 	$(PY) scripts/results.py table results/*.spec.json
 
 data-cifar10: $(STAMP) ## download CIFAR-10 (torchvision, checksummed) into $$ATTN_ZOO_DATA
 	$(PY) scripts/download_data.py cifar10 --root $(ATTN_ZOO_DATA)
+
+data-multi30k: $(STAMP) ## download Multi30k task 1 raw files (sha256-checked) into $$ATTN_ZOO_DATA
+	$(PY) scripts/download_data.py multi30k --root $(ATTN_ZOO_DATA)
 
 clean: ## remove caches and test leftovers (keeps runs/ and .venv)
 	rm -rf .pytest_cache .cache build src/*.egg-info

@@ -2,7 +2,7 @@
 
     python scripts/results.py collect runs/resnet_cifar_cpu/2026-11-23_22-06-36-044154
         copies the small record of a finished run (resolved config, Hydra overrides, metrics.json,
-        history.csv, train.log, curves.png, decoded translations, figures/*.png; never checkpoints or W&B folders)
+        history.csv, train.log, curves.png, decoded translations, eval.*.json re-evaluations, figures/*.png; never checkpoints or W&B folders)
         to results/runs/...
     python scripts/results.py table results/resnet_cifar.spec.json
         aggregates the runs a spec names (mean ± std over seeds) into results/<name>.json and the
@@ -29,7 +29,7 @@ def collect(run_dir: Path, results_dir: Path = Path("results/runs")) -> Path:
     if metrics.get("status") != "completed":
         raise SystemExit(f"{run_dir} has not completed (status {metrics.get('status')!r}); nothing collected.")
     target = results_dir / metrics["experiment"] / run_dir.name
-    extras = [*run_dir.glob("translations.*"), *run_dir.glob("figures/*.png")]
+    extras = [*run_dir.glob("translations.*"), *run_dir.glob("eval.*.json"), *run_dir.glob("figures/*.png")]
     names = [*RECORD_FILES, *(str(p.relative_to(run_dir)) for p in extras)]
     for name in names:
         if (run_dir / name).exists():

@@ -55,15 +55,15 @@ def test_rnnsearch_run_draws_its_alignments_and_logs_them_to_wandb(tiny_runs):
     assert not (tiny_runs["runs"]["seq2seq"] / "figures").exists()  # no attention, nothing drawn
 
 
-def figure_script(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/translation_figures.py", *args], cwd=REPO, env=env,
+def report_script(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "scripts/translation_report.py", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
 def test_by_length_script_compares_the_two_runs_per_bucket(tiny_runs, tmp_path):
     runs = tiny_runs["runs"]
     out = tmp_path / "fig2"
-    proc = figure_script(tiny_runs["env"], "by-length", "--run", f"encdec={runs['seq2seq']}",
+    proc = report_script(tiny_runs["env"], "by-length", "--run", f"encdec={runs['seq2seq']}",
                          "--run", f"search={runs['rnnsearch']}", "--out", str(out), "--edges", "1", "6",
                          "--data-root", str(tiny_runs["data"]))
     assert proc.returncode == 0, proc.stderr
@@ -76,17 +76,17 @@ def test_by_length_script_compares_the_two_runs_per_bucket(tiny_runs, tmp_path):
 
 
 def test_by_length_script_needs_label_equals_dir(tiny_runs, tmp_path):
-    proc = figure_script(tiny_runs["env"], "by-length", "--run", str(tiny_runs["runs"]["seq2seq"]), "--out", str(tmp_path / "x"))
+    proc = report_script(tiny_runs["env"], "by-length", "--run", str(tiny_runs["runs"]["seq2seq"]), "--out", str(tmp_path / "x"))
     assert proc.returncode != 0 and "LABEL=RUN_DIR" in proc.stderr
 
 
 def test_alignments_script_redraws_from_the_best_checkpoint(tiny_runs):
     run_dir = tiny_runs["runs"]["rnnsearch"]
-    proc = figure_script(tiny_runs["env"], "alignments", str(run_dir), "--sentences", "0", "2")
+    proc = report_script(tiny_runs["env"], "alignments", str(run_dir), "--sentences", "0", "2")
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "figures" / "alignment_test2016_0.png").stat().st_size > 0
     assert (run_dir / "figures" / "alignment_test2016_2.png").stat().st_size > 0
-    refused = figure_script(tiny_runs["env"], "alignments", str(tiny_runs["runs"]["seq2seq"]))
+    refused = report_script(tiny_runs["env"], "alignments", str(tiny_runs["runs"]["seq2seq"]))
     assert refused.returncode != 0 and "no attention" in refused.stderr
 
 
@@ -96,3 +96,16 @@ def test_figure_sentences_outside_the_test_set_name_the_valid_range(tiny_runs):
     assert proc.returncode != 0
     assert "must index the 4 test2016 sentences (0..3)" in proc.stderr + proc.stdout
 
+
+
+def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tiny_runs):
+    run_dir = tiny_runs["runs"]["rnnsearch"]
+    for beam in (5, 1):  # 5 = the run's own test beam
+        proc = report_script(tiny_runs["env"], "evaluate", str(run_dir), "--beam", str(beam))
+        assert proc.returncode == 0, proc.stderr
+    own = json.loads((run_dir / "metrics.json").read_text())["test"]
+    again = json.loads((run_dir / "eval.test2016.beam5.json").read_text())
+    assert again["bleu"] == own["bleu"] and again["loss"] == pytest.approx(own["loss"])
+    greedy = json.loads((run_dir / "eval.test2016.beam1.json").read_text())
+    assert greedy["beam"] == 1 and greedy["bleu"] > 90
+    assert (run_dir / "translations.test2016.beam1.en").read_text().splitlines() == EN

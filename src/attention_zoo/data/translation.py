@@ -73,15 +73,15 @@ class TranslationData:
         self.ids = stored["splits"]
         train = self.ids["train"]
         keep = [i for i, (s, t) in enumerate(zip(train["src"], train["tgt"])) if max(len(s), len(t)) <= cfg.max_train_len]
-        self._train_batches = [
+        self.train_batch_rows = [  # the fixed partition into batches; each epoch shuffles their order
             [keep[j] for j in batch]
             for batch in token_budget_batches(
                 [len(train["src"][i]) for i in keep], [len(train["tgt"][i]) + 2 for i in keep], cfg.max_tokens
             )
         ]
-        self.num_train_batches = len(self._train_batches)
+        self.num_train_batches = len(self.train_batch_rows)
         self.train_padding_share = padding_share(
-            self._train_batches, [len(s) for s in train["src"]], [len(t) + 2 for t in train["tgt"]]
+            self.train_batch_rows, [len(s) for s in train["src"]], [len(t) + 2 for t in train["tgt"]]
         )
         log.info(
             "Multi30k %s->%s: %d train pairs (%d over max_train_len dropped) in %d batches of <= %d tokens "
@@ -129,7 +129,7 @@ class TranslationData:
         }
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-        order = shuffled(self._train_batches, self.seed, epoch)
+        order = shuffled(self.train_batch_rows, self.seed, epoch)
         for rows in order[start:]:
             yield self.batch("train", rows)
 

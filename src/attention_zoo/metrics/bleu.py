@@ -25,7 +25,7 @@ def translation_scores(hypotheses: Sequence[str], references: Sequence[str], lan
     """sacreBLEU, tokenized lowercased BLEU and chrF of ``hypotheses`` against one reference each."""
     bleu = BLEU()
     sacre = bleu.corpus_score(list(hypotheses), [list(references)])
-    tok = BLEU(tokenize="none", lowercase=True).corpus_score(
+    tok = BLEU(tokenize="none", lowercase=True, force=True).corpus_score(
         moses_tokenized_lowercase(hypotheses, lang), [moses_tokenized_lowercase(references, lang)]
     )
     chrf = CHRF().corpus_score(list(hypotheses), [list(references)])

@@ -57,28 +57,34 @@ class TranslationTask:
 
     def evaluate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], split: str = "val") -> dict[str, float]:
         """Loss and perplexity under teacher forcing, then BLEU/chrF of decoded output."""
+        beam = self.test_beam if split == "test" else 1
+        metrics, hypotheses = self.translate(model, batches, beam)
+        split_name = "test2016" if split == "test" else "val"
+        scores = translation_scores(hypotheses, self.data.references[split_name], self.data.cfg.tgt)
+        if split == "test" and self.output_dir is not None:
+            (self.output_dir / f"translations.{split_name}.{self.data.cfg.tgt}").write_text("\n".join(hypotheses) + "\n")
+        signature = scores.pop("bleu_signature")
+        if split == "test":
+            log.info("sacreBLEU signature: %s", signature)
+        return {**metrics, **scores}
+
+    @torch.no_grad()
+    def translate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], beam: int) -> tuple[dict[str, float], list[str]]:
+        """Teacher-forced loss/perplexity of the batches and their detokenized translations in
+        corpus order, decoded greedily (beam 1) or with beam search."""
         nll, tokens, outputs = 0.0, 0, {}
         for batch in batches:
             tgt_in, tgt_out = batch["tgt"][:, :-1], batch["tgt"][:, 1:]
             logits = model(batch["src"], batch["src_len"], tgt_in).float()
             nll += float(F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, reduction="sum"))
             tokens += int(tgt_out.ne(PAD).sum())
-            if split == "test" and self.test_beam > 1:
-                hyps = beam_search(model, batch["src"], batch["src_len"], self.test_beam, self.length_penalty, self.max_len_a, self.max_len_b)
+            if beam > 1:
+                hyps = beam_search(model, batch["src"], batch["src_len"], beam, self.length_penalty, self.max_len_a, self.max_len_b)
             else:
                 hyps = greedy_decode(model, batch["src"], batch["src_len"], self.max_len_a, self.max_len_b)
             for row, hyp in zip(batch["index"].tolist(), hyps):
                 outputs[row] = self.data.tgt_encoder.decode(hyp.tokens)
-        split_name = "test2016" if split == "test" else "val"
-        references = self.data.references[split_name]
-        hypotheses = [outputs[i] for i in range(len(references))]
-        scores = translation_scores(hypotheses, references, self.data.cfg.tgt)
-        if split == "test" and self.output_dir is not None:
-            (self.output_dir / f"translations.{split_name}.{self.data.cfg.tgt}").write_text("\n".join(hypotheses) + "\n")
-        signature = scores.pop("bleu_signature")
-        if split == "test":
-            log.info("sacreBLEU signature: %s", signature)
-        return {"loss": nll / tokens, "ppl": math.exp(min(nll / tokens, 50)), **scores}
+        return {"loss": nll / tokens, "ppl": math.exp(min(nll / tokens, 50))}, [outputs[i] for i in range(len(outputs))]
 
     @torch.no_grad()
     def figures(self, model: nn.Module) -> dict[str, Path]:

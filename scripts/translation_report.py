@@ -1,12 +1,16 @@
-"""Figures of finished translation runs (Bahdanau et al. 2015, Figs. 2 and 3).
+"""Evaluate and draw finished translation runs (Bahdanau et al. 2015, Figs. 2 and 3).
 
-    python scripts/translation_figures.py by-length \\
+    python scripts/translation_report.py evaluate runs/rnnsearch_cpu/<run> --beam 1
+        decodes test2016 (or --split val) with the run's best.pt at another beam width / length
+        penalty; writes eval.<split>.beam<K>.json (scores, sacreBLEU signature, settings) and
+        translations.<split>.beam<K>.<tgt> into the run directory.
+    python scripts/translation_report.py by-length \\
         --run RNNsearch=results/runs/rnnsearch_cpu/<run> --run seq2seq=results/runs/seq2seq_cpu/<run> \\
         --out results/figures/bleu_by_source_length
         Fig. 2: sacreBLEU of each run's test2016 translations per source-length bucket (Moses words),
         one line per run, as <out>.png and the numbers as <out>.json. Needs only the run records
         (config.yaml + translations.test2016.<tgt>) and the raw Multi30k files.
-    python scripts/translation_figures.py alignments runs/rnnsearch_cpu/<run> [--sentences 9 16 27 37]
+    python scripts/translation_report.py alignments runs/rnnsearch_cpu/<run> [--sentences 9 16 27 37]
         Fig. 3: redraws the alignment matrices of a finished run from its best.pt into <run>/figures/
         (a training run draws them itself at the end).
 """
@@ -17,15 +21,17 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 from sacremoses import MosesTokenizer
 
-from attention_zoo.build import build_data, build_model, build_task
+from attention_zoo.build import build_task
 from attention_zoo.data.multi30k import load_pairs
-from attention_zoo.engine import checkpoint
-from attention_zoo.metrics.bleu import bleu_by_length
+from attention_zoo.engine.runtime import hardware_summary
+from attention_zoo.finished_run import load_run
+from attention_zoo.metrics.bleu import bleu_by_length, translation_scores
 from attention_zoo.train import CONFIG_DIR
 
 DEFAULT_EDGES = (1, 8, 10, 12, 14, 16, 20)
@@ -81,20 +87,36 @@ def _plot(report: dict, path: Path) -> None:
 
 
 def alignments(run: Path, sentences: list[int] | None, data_root: Path | None) -> dict[str, Path]:
-    cfg = OmegaConf.load(run / "config.yaml")
-    if data_root is not None:
-        cfg.data.root = str(data_root)
+    cfg, data, model = load_run(run, data_root)
     if sentences is not None:
         cfg.task.figure_sentences = sentences
     elif "figure_sentences" not in cfg.task:  # a run from before the option existed: today's default
         cfg.task.figure_sentences = OmegaConf.load(CONFIG_DIR / "task" / "translation.yaml").figure_sentences
-    data = build_data(cfg.data, cfg.seed)
-    model = build_model(cfg.model, data)
-    model.load_state_dict(checkpoint.load(run / checkpoint.BEST)["model"])
     figures = build_task(cfg.task, data, run).figures(model)
     if not figures:
         raise SystemExit(f"{cfg.model.name} has no attention to draw (or task.figure_sentences is empty).")
     return figures
+
+
+def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, data_root: Path | None) -> dict:
+    cfg, data, model = load_run(run, data_root)
+    cfg.task.figure_sentences = []
+    if length_penalty is not None:
+        cfg.task.length_penalty = length_penalty
+    task = build_task(cfg.task, data, None)
+    start = time.perf_counter()
+    metrics, hypotheses = task.translate(model, data.eval_batches(split), beam)
+    seconds = time.perf_counter() - start
+    scores = translation_scores(hypotheses, data.references[split], cfg.data.tgt)
+    tag = f"{split}.beam{beam}" + (f".lp{length_penalty:g}" if length_penalty is not None else "")
+    (run / f"translations.{tag}.{cfg.data.tgt}").write_text("\n".join(hypotheses) + "\n")
+    report = {
+        "run": str(run), "checkpoint": "best.pt", "split": split, "beam": beam,
+        "length_penalty": cfg.task.length_penalty, "max_len": [cfg.task.max_len_a, cfg.task.max_len_b],
+        **metrics, **scores, "decode_seconds": round(seconds, 1), "hardware": hardware_summary(next(model.parameters()).device),
+    }
+    (run / f"eval.{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,6 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     length.add_argument("--out", type=Path, required=True, help="output path without suffix (.png and .json)")
     length.add_argument("--edges", type=int, nargs="+", default=DEFAULT_EDGES, help="bucket lower bounds")
     length.add_argument("--data-root", type=Path, default=Path(os.environ.get("ATTN_ZOO_DATA", "data")))
+    evaluation = commands.add_parser("evaluate", help="decode a split with the best weights at another beam width")
+    evaluation.add_argument("run", type=Path)
+    evaluation.add_argument("--split", choices=("test2016", "val"), default="test2016")
+    evaluation.add_argument("--beam", type=int, default=1, help="1 = greedy")
+    evaluation.add_argument("--length-penalty", type=float, help="GNMT alpha; default: the run's")
+    evaluation.add_argument("--data-root", type=Path, help="where multi30k/ lies, if not where the run found it")
     align = commands.add_parser("alignments", help="alignment matrices of a run's test sentences (Fig. 3)")
     align.add_argument("run", type=Path)
     align.add_argument("--sentences", type=int, nargs="+", help="test2016 lines (0-based); default: the run's config")
@@ -121,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
         for label, entry in report["runs"].items():
             print(label, "  ".join(f"{_bucket_label(b)}: {b['bleu']:.1f}" for b in entry["buckets"] if b["bleu"] is not None))
         print(f"wrote {args.out.with_suffix('.png')} and {args.out.with_suffix('.json')}")
+    elif args.command == "evaluate":
+        report = evaluate(args.run, args.split, args.beam, args.length_penalty, args.data_root)
+        print(json.dumps({k: report[k] for k in ("split", "beam", "loss", "ppl", "bleu", "tok_bleu", "chrf", "bleu_signature")}, indent=2))
     else:
         for path in alignments(args.run, args.sentences, args.data_root).values():
             print(f"wrote {path}")

@@ -1,7 +1,7 @@
 """Training throughput of the CIFAR ResNet on this machine, and where the step time goes.
 
-    python scripts/bench.py                      # ResNet-20, batch 128, real CIFAR-10 if found
-    python scripts/bench.py --depth 56 --steps 30
+    python scripts/bench_resnet.py                      # ResNet-20, batch 128, real CIFAR-10 if found
+    python scripts/bench_resnet.py --depth 56 --steps 30
 
 Reports training images/s and the share of wall time spent waiting for the next batch
 (augmentation + normalization in the main process), with the default memory format and with

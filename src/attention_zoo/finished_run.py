@@ -1,0 +1,28 @@
+"""Reopen a finished run: its resolved config, data and model with the best-by-validation weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from attention_zoo.build import build_data, build_model
+from attention_zoo.engine import checkpoint
+
+
+def load_run(run_dir: Path, data_root: Path | None = None, device: str | torch.device = "cpu") -> tuple[DictConfig, Any, nn.Module]:
+    """(config, data, model) of ``run_dir`` with ``best.pt`` loaded, in eval mode. ``data_root``
+    replaces the data folder the run used (e.g. when reading the run record on another machine)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} holds no config.yaml: pass a run directory (runs/<experiment>/<time>).")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    if data_root is not None:
+        cfg.data.root = str(data_root)
+    data = build_data(cfg.data, cfg.seed)
+    model = build_model(cfg.model, data)
+    model.load_state_dict(checkpoint.load(run_dir / checkpoint.BEST, device)["model"])
+    return cfg, data, model.to(device).eval()
