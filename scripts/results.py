@@ -9,7 +9,8 @@
         table between the markers of results/<name>.md
 
 A spec lists rows: {"label", "dataset", "metric" (dotted path in metrics.json, e.g. "test.acc"),
-"scale" (e.g. 100 for percent), "runs" (record folders), "paper", "paper_source", "note"}.
+"scale" (e.g. 100 for percent; a metric may name another JSON file of the record first,
+"eval.test2016.beam1.json:tok_bleu"), "runs" (record folders), "paper", "paper_source", "note"}.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def _get(tree: dict, dotted: str):
 def aggregate(row: dict, base: Path) -> dict:
     """One results row: the spec's fields plus the measured mean/std and the runs' facts."""
     runs = [json.loads((base / run / "metrics.json").read_text()) for run in row["runs"]]
+    file, _, dotted = row["metric"].rpartition(":")
+    sources = [json.loads((base / run / file).read_text()) for run in row["runs"]] if file else runs
     scale = row.get("scale", 1)
-    values = [_get(m, row["metric"]) * scale for m in runs]
+    values = [_get(m, dotted) * scale for m in sources]
     hardware = sorted({f"{m['hardware'].get('gpu') or m['hardware']['cpu']} ({m['hardware']['device']}, {m['hardware']['cpu_threads']} threads)" for m in runs})
     return {
         "experiment": runs[0]["experiment"],

@@ -18,6 +18,7 @@ def _run(folder, seed, acc, status="completed"):
     }))
     (folder / "history.csv").write_text("epoch,train/loss\n1,0.5\n")
     (folder / "translations.test2016.en").write_text("A dog.\n")
+    (folder / "eval.test2016.beam1.json").write_text(json.dumps({"bleu": acc * 30}))
     (folder / "figures").mkdir()
     (folder / "figures" / "alignment_test2016_0.png").write_bytes(b"\x89PNG")
     (folder / "last.pt").write_bytes(b"not collected")
@@ -30,7 +31,8 @@ def test_collect_copies_the_small_record_only(tmp_path):
     run = _run(tmp_path / "runs" / "exp" / "2026-01-01", 0, 0.9)
     target = results.collect(run, tmp_path / "results" / "runs")
     copied = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-    assert copied == ["figures/alignment_test2016_0.png", "history.csv", "metrics.json", "translations.test2016.en"]
+    assert copied == ["eval.test2016.beam1.json", "figures/alignment_test2016_0.png", "history.csv", "metrics.json",
+                      "translations.test2016.en"]
     with pytest.raises(SystemExit, match="has not completed"):
         results.collect(_run(tmp_path / "runs" / "exp" / "b", 0, 0.9, status="running"), tmp_path / "out")
 
@@ -42,10 +44,12 @@ def test_table_aggregates_seeds_and_fills_the_marked_block(tmp_path):
     (base / "exp.md").write_text(f"# Title\n\n{results.START}\nold\n{results.END}\n\nprose stays\n")
     (base / "exp.spec.json").write_text(json.dumps({
         "name": "exp", "metric_name": "test acc. (%)",
-        "rows": [{"label": "M", "dataset": "D", "metric": "test.acc", "scale": 100, "runs": ["runs/exp/s0", "runs/exp/s1"], "paper": 91.25, "paper_source": "P"}],
+        "rows": [{"label": "M", "dataset": "D", "metric": "test.acc", "scale": 100, "runs": ["runs/exp/s0", "runs/exp/s1"], "paper": 91.25, "paper_source": "P"},
+                 {"label": "M greedy", "dataset": "D", "metric": "eval.test2016.beam1.json:bleu", "runs": ["runs/exp/s0"]}],
     }))
     results.table(base / "exp.spec.json")
-    (row,) = json.loads((base / "exp.json").read_text())
+    row, greedy = json.loads((base / "exp.json").read_text())
+    assert greedy["value"] == 27.0 and greedy["seeds"] == [0]  # read from the named file of the record
     assert row["value"] == 91.0 and row["std"] == pytest.approx(1.41, abs=0.01) and row["seeds"] == [0, 1]
     assert row["paper_value"] == 91.25 and row["wall_time_min"] == 2.0
     page = (base / "exp.md").read_text()
