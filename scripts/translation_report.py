@@ -73,9 +73,9 @@ def _plot(report: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, entry in report["runs"].items():
         buckets = [b for b in entry["buckets"] if b["bleu"] is not None]
-        ax.plot([_bucket_label(b) for b in buckets], [b["bleu"] for b in buckets], marker="o", label=label)
-    first = next(iter(report["runs"].values()))["buckets"]
-    ax.set_xlabel(f"source length ({report['length_unit']}); sentences: " + ", ".join(str(b["sentences"]) for b in first))
+        ax.plot([f"{_bucket_label(b)}\n({b['sentences']})" for b in buckets], [b["bleu"] for b in buckets], marker="o", label=label)
+    ax.set_xlabel(f"source length ({report['length_unit']}), sentences in brackets")
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("sacreBLEU")
     ax.set_title(f"Multi30k {report['pair']} {report['split']}: BLEU by source length")
     ax.grid(alpha=0.3)
