@@ -100,7 +100,6 @@ def alignments(run: Path, sentences: list[int] | None, data_root: Path | None) -
 
 def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, data_root: Path | None) -> dict:
     cfg, data, model = load_run(run, data_root)
-    cfg.task.figure_sentences = []
     if length_penalty is not None:
         cfg.task.length_penalty = length_penalty
     task = build_task(cfg.task, data, None)
