@@ -12,6 +12,7 @@ from attention_zoo.data.translation import TranslationConfig, TranslationData
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
 from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from attention_zoo.models.transformer import Transformer, TransformerConfig
 from attention_zoo.tasks.classification import ClassificationTask
 from attention_zoo.tasks.translation import TranslationTask
 
@@ -30,6 +31,19 @@ def _vocab_sizes(data) -> dict[str, int]:
     return {"src_vocab": data.src_encoder.vocab_size, "tgt_vocab": data.tgt_encoder.vocab_size}
 
 
+def _transformer(cfg: Mapping[str, Any], data) -> nn.Module:
+    joint = data.cfg.tokenizer != "moses" and data.cfg.joint_vocab
+    if cfg["share_embeddings"] == "all" and not joint:
+        raise ValueError(
+            "model.share_embeddings=all ties the source and target embeddings and needs one vocabulary for both "
+            f"languages, but data.tokenizer={data.cfg.tokenizer} data.joint_vocab={data.cfg.joint_vocab}. Set "
+            "data.tokenizer=bpe data.joint_vocab=true, or model.share_embeddings=decoder."
+        )
+    options = _fields(cfg, ("name",))
+    options["attention_types"] = dict(options["attention_types"])
+    return Transformer(TransformerConfig(**_vocab_sizes(data), **options))
+
+
 DATA: dict[str, Callable] = {
     "cifar": lambda cfg, seed: CifarData(CifarConfig(**_fields(cfg, ("kind",))), seed=seed),
     "multi30k": lambda cfg, seed: TranslationData(TranslationConfig(**_fields(cfg, ("kind",))), seed=seed),
@@ -38,6 +52,7 @@ MODELS: dict[str, Callable] = {
     "cifar_resnet": _cifar_resnet,
     "seq2seq": lambda cfg, data: Seq2Seq(Seq2SeqConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
     "rnnsearch": lambda cfg, data: RNNSearch(RNNSearchConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
+    "transformer": _transformer,
 }
 TASKS: dict[str, Callable] = {
     "classification": lambda cfg, data, run_dir: ClassificationTask(**_fields(cfg, ("name",))),

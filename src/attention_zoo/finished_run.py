@@ -1,4 +1,4 @@
-"""Reopen a finished run: its resolved config, data and model with the best-by-validation weights."""
+"""Reopen a finished run: its resolved config, data and model with the weights its test used."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from attention_zoo.engine import checkpoint
 
 
 def load_run(run_dir: Path, data_root: Path | None = None, device: str | torch.device = "cpu") -> tuple[DictConfig, Any, nn.Module]:
-    """(config, data, model) of ``run_dir`` with ``best.pt`` loaded, in eval mode. ``data_root``
+    """(config, data, model) of ``run_dir`` with the weights its test used (``averaged.pt`` when the
+    run averaged checkpoints, else ``best.pt``) loaded, in eval mode. ``data_root``
     replaces the data folder the run used (e.g. when reading the run record on another machine)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -24,5 +25,6 @@ def load_run(run_dir: Path, data_root: Path | None = None, device: str | torch.d
         cfg.data.root = str(data_root)
     data = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, data)
-    model.load_state_dict(checkpoint.load(run_dir / checkpoint.BEST, device)["model"])
+    weights = run_dir / checkpoint.AVERAGED
+    model.load_state_dict(checkpoint.load(weights if weights.is_file() else run_dir / checkpoint.BEST, device)["model"])
     return cfg, data, model.to(device).eval()

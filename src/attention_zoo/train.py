@@ -102,9 +102,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     )
     if stored is not None:
         trainer.load_state_dict(stored)
-        previous_best = resume_path.parent / checkpoint.BEST
-        if previous_best.exists():
-            shutil.copy2(previous_best, trainer.best_checkpoint)
+        for previous in [resume_path.parent / checkpoint.BEST, *resume_path.parent.glob(checkpoint.EPOCH.format("*"))]:
+            if previous.exists():
+                shutil.copy2(previous, run_dir / previous.name)
 
     exit_code = 0
     try:
@@ -131,6 +131,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
                 "test": test,
                 "best_val": {"metric": task.monitor, "value": state.best_metric, "epoch": state.best_epoch},
                 "final_val": {k[4:]: v for k, v in state.history[-1].items() if k.startswith("val/")} if state.history else {},
+                "test_weights": trainer.test_weights,
                 "epochs": state.epoch,
                 "steps": state.step,
                 "wall_time_s": round(state.elapsed_s, 1),

@@ -74,6 +74,33 @@ class MultiHeadAttention(nn.Module):
         """(B, L, h * dim) -> (B, h, L, dim)."""
         return x.view(x.shape[0], x.shape[1], self.heads, dim).transpose(1, 2)
 
+    def project_kv(self, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S, d_model) keys and values -> per-head K (B, h, S, d_k) and V (B, h, S, d_v); the
+        decoder caches these (its own past tokens, and the encoder output once per sentence)."""
+        return self._split(self.w_k(key), self.d_k), self._split(self.w_v(value), self.d_v)
+
+    def attend(
+        self,
+        query: torch.Tensor,  # (B, T, d_model)
+        k: torch.Tensor,  # (B, h, S, d_k) from project_kv
+        v: torch.Tensor,  # (B, h, S, d_v)
+        key_mask: torch.Tensor | None = None,  # (B, S) True at real keys
+        causal: bool = False,
+        need_weights: bool = False,
+        query_offset: int = 0,  # position of the first query (used by position-aware subclasses)
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns (B, T, d_model) and, with ``need_weights``, the per-head weights (B, h, T, S)."""
+        q = self._split(self.w_q(query), self.d_k)
+        out, weights = scaled_dot_product_attention(
+            q, k, v, key_mask, causal, self.dropout if self.training else 0.0, need_weights
+        )  # (B, h, T, d_v)
+        return self._merge(out), weights
+
+    def _merge(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, h, T, d_v) -> W^O applied to the concatenated heads, (B, T, d_model)."""
+        batch, _, queries, _ = out.shape
+        return self.w_o(out.transpose(1, 2).reshape(batch, queries, self.heads * self.d_v))
+
     def forward(
         self,
         query: torch.Tensor,  # (B, T, d_model)
@@ -84,11 +111,5 @@ class MultiHeadAttention(nn.Module):
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns (B, T, d_model) and, with ``need_weights``, the per-head weights (B, h, T, S)."""
-        q = self._split(self.w_q(query), self.d_k)
-        k = self._split(self.w_k(key), self.d_k)
-        v = self._split(self.w_v(value), self.d_v)
-        out, weights = scaled_dot_product_attention(
-            q, k, v, key_mask, causal, self.dropout if self.training else 0.0, need_weights
-        )  # (B, h, T, d_v)
-        out = out.transpose(1, 2).reshape(query.shape[0], query.shape[1], self.heads * self.d_v)
-        return self.w_o(out), weights
+        k, v = self.project_kv(key, value)
+        return self.attend(query, k, v, key_mask, causal, need_weights)

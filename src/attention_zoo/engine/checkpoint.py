@@ -16,6 +16,8 @@ import torch
 
 LAST = "last.pt"  # full training state, rewritten every epoch and every N minutes
 BEST = "best.pt"  # model weights of the best validation epoch
+EPOCH = "epoch{}.pt"  # model weights at the end of an epoch (kept for checkpoint averaging)
+AVERAGED = "averaged.pt"  # the average of the last epochs' weights, when the run averages
 _TMP_PREFIX = ".tmp-"
 
 
@@ -42,6 +44,16 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def average(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the model weights stored in ``paths`` (Vaswani et al. Sec. 6.1);
+    integer buffers are taken from the last file."""
+    states = [load(path)["model"] for path in paths]
+    return {
+        key: torch.stack([s[key] for s in states]).mean(dim=0) if value.is_floating_point() else value
+        for key, value in states[-1].items()
+    }
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:

@@ -69,6 +69,7 @@ class TrainerConfig:
     log_every_steps: int = 50
     checkpoint_every_minutes: float = 10.0
     early_stopping_patience: int | None = None  # epochs without improvement of the monitored metric
+    average_last_epochs: int | None = None  # test with the mean weights of the last N epochs instead of best.pt
     progress_bar: bool = True
     kill_at_step: int | None = None  # fault injection for the resume tests: SIGKILL self after this step
 
@@ -127,6 +128,7 @@ class Trainer:
         self.amp_dtype = autocast_dtype(cfg.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.state = TrainState()
+        self.test_weights = ""  # which weights the test used, for the run record
         self._stop_signal: int | None = None
         self._last_checkpoint_time = time.monotonic()
         self._session_start = time.monotonic()
@@ -279,6 +281,8 @@ class Trainer:
             if val_batches is None:
                 raise ValueError("schedule=plateau needs a validation split (data.val_size > 0).")
             self.schedule.step(row[f"val/{self.task.monitor}"])
+        if self.cfg.average_last_epochs:
+            self._keep_epoch_weights(state.epoch + 1)
         row["time/elapsed_s"] = self._elapsed()
         state.history.append(row)
         state.epoch += 1
@@ -305,6 +309,11 @@ class Trainer:
         else:
             state.bad_epochs += 1
 
+    def _keep_epoch_weights(self, epoch: int) -> None:
+        """Save this epoch's weights and drop the ones that fell out of the averaging window."""
+        checkpoint.save_atomic({"model": self.model.state_dict(), "epoch": epoch}, self.run_dir / checkpoint.EPOCH.format(epoch))
+        (self.run_dir / checkpoint.EPOCH.format(epoch - self.cfg.average_last_epochs)).unlink(missing_ok=True)
+
     def _should_stop_early(self) -> bool:
         patience = self.cfg.early_stopping_patience
         return patience is not None and self.state.bad_epochs >= patience
@@ -319,9 +328,24 @@ class Trainer:
         return metrics
 
     def test(self) -> dict[str, float]:
-        """Evaluate on the test split with the best-by-validation weights (the last ones if no val)."""
-        if self.best_checkpoint.exists():
+        """Evaluate on the test split with the average of the last ``average_last_epochs`` epochs'
+        weights if set, else the best-by-validation weights (the last ones if no validation)."""
+        if self.cfg.average_last_epochs and self.state.epoch >= 1:
+            last = self.state.epoch
+            epochs = [e for e in range(last - self.cfg.average_last_epochs + 1, last + 1) if e >= 1]
+            paths = [self.run_dir / checkpoint.EPOCH.format(e) for e in epochs]
+            missing = [str(p) for p in paths if not p.exists()]
+            if missing:
+                raise FileNotFoundError(f"Checkpoint averaging needs {', '.join(missing)}; they were not kept.")
+            averaged = checkpoint.average(paths)
+            checkpoint.save_atomic({"model": averaged, "epochs": epochs}, self.run_dir / checkpoint.AVERAGED)
+            self.model.load_state_dict(averaged)
+            self.test_weights = f"average of epochs {epochs[0]}-{epochs[-1]}"
+        elif self.best_checkpoint.exists():
             self.model.load_state_dict(checkpoint.load(self.best_checkpoint, self.device)["model"])
+            self.test_weights = f"best validation epoch {self.state.best_epoch}"
+        else:
+            self.test_weights = f"last epoch {self.state.epoch}"
         return self.evaluate(self.data.test_batches(), split="test")
 
     # ------------------------------------------------------------------ helpers

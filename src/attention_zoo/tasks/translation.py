@@ -17,11 +17,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from attention_zoo.data.text import PAD
+from attention_zoo.data.text import BOS, PAD
 from attention_zoo.engine.trainer import StepOutput
 from attention_zoo.metrics.bleu import translation_scores
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
-from attention_zoo.viz.attention import plot_alignment
+from attention_zoo.viz.attention import plot_alignment, plot_heads
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,9 @@ class TranslationTask:
     def figures(self, model: nn.Module) -> dict[str, Path]:
         """Alignment matrices (Bahdanau Fig. 3) of the ``figure_sentences`` of test2016 as the model
         translates them with beam search: <run>/figures/alignment_test2016_<i>.png, by W&B key.
-        Models without attention (seq2seq) draw none."""
+        Models without attention (seq2seq) draw none. Models that expose ``attention_weights``
+        (the Transformer) also draw every head of their last layer's attentions for the first
+        sentence (Vaswani et al. Figs. 3-5): figures/heads_<kind>_test2016_<i>.png."""
         if self.output_dir is None or not self.figure_sentences:
             return {}
         device = next(model.parameters()).device
@@ -109,5 +111,29 @@ class TranslationTask:
                 [*self.data.tgt_encoder.token_strings(hyp.tokens), "<eos>"],
                 self.output_dir / "figures" / f"{name}.png",
                 title=f"test2016 #{row}, beam {self.test_beam}",
+            )
+        if hasattr(model, "attention_weights"):
+            figures.update(self._head_figures(model, batch, hyps[0]))
+        return figures
+
+    def _head_figures(self, model: nn.Module, batch: dict[str, torch.Tensor], hyp) -> dict[str, Path]:
+        """The last layer's heads of each attention kind, for the first figure sentence and the
+        model's own translation of it (teacher-forced)."""
+        device = next(model.parameters()).device
+        row, length = self.figure_sentences[0], int(batch["src_len"][0])
+        src = batch["src"][:1, :length].to(device)
+        tgt_in = torch.tensor([[BOS, *hyp.tokens]], device=device)  # (1, T): predicts hyp.tokens + <eos>
+        weights = model.attention_weights(src, batch["src_len"][:1].to(device), tgt_in)
+        source = self.data.src_encoder.token_strings(src[0].tolist())
+        inputs = ["<bos>", *self.data.tgt_encoder.token_strings(hyp.tokens)]
+        outputs = [*self.data.tgt_encoder.token_strings(hyp.tokens), "<eos>"]
+        axes = {"encoder_self": (source, source), "decoder_self": (inputs, outputs), "encoder_decoder": (source, outputs)}
+        figures = {}
+        for kind, layers in weights.items():
+            keys, queries = axes[kind]
+            name = f"heads_{kind}_test2016_{row}"
+            figures[f"figures/{name}"] = plot_heads(
+                layers[-1][0], keys, queries, self.output_dir / "figures" / f"{name}.png",
+                title=f"test2016 #{row}: {kind.replace('_', '-')} attention, layer {len(layers)}, every head",
             )
         return figures
