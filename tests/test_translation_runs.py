@@ -1,4 +1,4 @@
-"""Translation end to end on a tiny corpus: both models trained through the real entrypoint,
+"""Translation end to end on a tiny corpus: each model trained through the real entrypoint,
 then the figures they draw and the figure script run on their run directories."""
 
 import json
@@ -13,12 +13,21 @@ from conftest import REPO, run_dirs, run_train
 from multi30k_corpus import EN, write_corpus
 from wandb_records import logged_history
 
-MODELS = ("seq2seq", "rnnsearch")
+MODELS = ("seq2seq", "rnnsearch", "transformer")
+RNN_OVERRIDES = ("optim.lr=0.01", "data.min_freq=1", "model.embed_dim=32", "model.hidden_dim=64", "trainer.grad_clip_norm=5")
+MODEL_OVERRIDES = {
+    "seq2seq": (*RNN_OVERRIDES, "model.num_layers=1"),
+    "rnnsearch": (*RNN_OVERRIDES, "model.attention_dim=32", "model.maxout_dim=32"),
+    "transformer": ("data.vocab_size=120", "model.d_model=32", "model.heads=2", "model.d_ff=64", "model.encoder_layers=1",
+                    "model.decoder_layers=1", "model.dropout=0", "model.attention_dropout=0", "trainer.average_last_epochs=3",
+                    "optim.lr=0.003", "schedule.warmup_steps=0"),
+}
 
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory) -> dict:
-    """One finished run per model on 4 repeated sentence pairs (offline W&B), trained to memorize them."""
+    """One finished run per model on 4 repeated sentence pairs (offline W&B), trained to memorize them
+    (the Transformer with a joint BPE vocabulary, tied embeddings and the last 3 epochs averaged)."""
     root = tmp_path_factory.mktemp("translation")
     write_corpus(root / "data")
     env = dict(os.environ, ATTN_ZOO_DATA=str(root / "data"), ATTN_ZOO_RUNS=str(root / "runs"),
@@ -27,10 +36,8 @@ def tiny_runs(tmp_path_factory) -> dict:
     runs = {}
     for model in MODELS:
         run_train(
-            env, f"experiment={model}", "trainer=smoke", "trainer.epochs=60", "trainer.grad_clip_norm=5",
-            "data.max_tokens=40", "data.min_freq=1", "data.download=false", "task.figure_sentences=[1,3]",
-            "model.embed_dim=32", "model.hidden_dim=64", "optim=adam", "optim.lr=0.01", "schedule=constant",
-            *(["model.num_layers=1"] if model == "seq2seq" else ["model.attention_dim=32", "model.maxout_dim=32"]),
+            env, f"experiment={model}", "trainer=smoke", "trainer.epochs=60", "data.max_tokens=40", "data.download=false",
+            "task.figure_sentences=[1,3]", "optim=adam", "schedule=constant", *MODEL_OVERRIDES[model],
         )
         (runs[model],) = run_dirs(root / "runs", model)
     return {"runs": runs, "env": env, "data": root / "data"}
@@ -53,6 +60,21 @@ def test_rnnsearch_run_draws_its_alignments_and_logs_them_to_wandb(tiny_runs):
     for name in ("figures/alignment_test2016_1", "figures/alignment_test2016_3", "figures/curves"):
         assert logged[name]["_type"] == "image-file", name
     assert not (tiny_runs["runs"]["seq2seq"] / "figures").exists()  # no attention, nothing drawn
+
+
+def test_transformer_run_tests_the_averaged_weights_and_draws_every_head(tiny_runs):
+    run_dir = tiny_runs["runs"]["transformer"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test_weights"] == "average of epochs 58-60"
+    assert sorted(p.name for p in run_dir.glob("epoch*.pt")) == ["epoch58.pt", "epoch59.pt", "epoch60.pt"]
+    assert (run_dir / "averaged.pt").is_file()
+    kinds = ("encoder_self", "decoder_self", "encoder_decoder")
+    drawn = {p.name for p in (run_dir / "figures").glob("*.png")}
+    assert drawn == {"alignment_test2016_1.png", "alignment_test2016_3.png", *(f"heads_{k}_test2016_1.png" for k in kinds)}
+    (wandb_run,) = (run_dir / "wandb").glob("offline-run-*")
+    logged = {key: value for row in logged_history(wandb_run) for key, value in row.items()}
+    for kind in kinds:
+        assert logged[f"figures/heads_{kind}_test2016_1"]["_type"] == "image-file"
 
 
 def report_script(env, *args) -> subprocess.CompletedProcess:
@@ -98,13 +120,15 @@ def test_figure_sentences_outside_the_test_set_name_the_valid_range(tiny_runs):
 
 
 
-def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tiny_runs):
-    run_dir = tiny_runs["runs"]["rnnsearch"]
-    for beam in (5, 1):  # 5 = the run's own test beam
+@pytest.mark.parametrize(("model", "test_beam"), [("rnnsearch", 5), ("transformer", 4)])
+def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tiny_runs, model, test_beam):
+    """With the weights the run's test used: best.pt, or averaged.pt for the Transformer."""
+    run_dir = tiny_runs["runs"][model]
+    for beam in (test_beam, 1):
         proc = report_script(tiny_runs["env"], "evaluate", str(run_dir), "--beam", str(beam))
         assert proc.returncode == 0, proc.stderr
     own = json.loads((run_dir / "metrics.json").read_text())["test"]
-    again = json.loads((run_dir / "eval.test2016.beam5.json").read_text())
+    again = json.loads((run_dir / f"eval.test2016.beam{test_beam}.json").read_text())
     assert again["bleu"] == own["bleu"] and again["loss"] == pytest.approx(own["loss"])
     greedy = json.loads((run_dir / "eval.test2016.beam1.json").read_text())
     assert greedy["beam"] == 1 and greedy["bleu"] > 90
