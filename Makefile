@@ -13,8 +13,9 @@ preset = $(if $(filter paper,$(BUDGET)),$(1),$(if $(filter cpu,$(BUDGET)),$(1)_c
 latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*/metrics.json))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-slow train bench bench-resnet bench-translation reproduce-resnet-cifar \
-	reproduce-seq2seq reproduce-rnnsearch figure-bleu-by-length results data-cifar10 data-multi30k clean
+.PHONY: help venv test test-slow train bench bench-resnet bench-translation bench-transformer reproduce-resnet-cifar \
+	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-generalized-attention figure-bleu-by-length \
+	results data-cifar10 data-multi30k clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/[$$][$$]/$$/g' | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -36,7 +37,7 @@ test-slow: $(STAMP) ## the long tests marked slow
 train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU budget (~1.5 h on 2 cores)
 	$(PY) -m attention_zoo.train experiment=resnet_cifar_cpu $(ARGS)
 
-bench: bench-resnet bench-translation ## all speed measurements below
+bench: bench-resnet bench-translation bench-transformer ## all speed measurements below
 
 bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
 	$(PY) scripts/bench_resnet.py $(ARGS)
@@ -44,6 +45,9 @@ bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, chan
 bench-translation: $(STAMP) ## seq2seq/RNNsearch CPU presets: training tokens/s, padding share, decoding sentences/s
 	$(PY) scripts/bench_translation.py $(foreach e,seq2seq_cpu rnnsearch_cpu,--experiment $(e) \
 		$(if $(call latest,$(e)),--checkpoint $(e)=$(call latest,$(e))/best.pt)) $(ARGS)
+
+bench-transformer: $(STAMP) ## Transformer CPU preset: training tok/s vs torch.nn.Transformer, decoding with/without KV cache
+	$(PY) scripts/bench_transformer.py $(if $(call latest,transformer_cpu),--checkpoint $(call latest,transformer_cpu)/averaged.pt) $(ARGS)
 
 reproduce-resnet-cifar: $(STAMP) ## He et al. 2016 ResNet-20 (BUDGET=cpu: 20 epochs, ~75 min; BUDGET=paper: 164 epochs)
 	$(PY) -m attention_zoo.train experiment=$(call preset,resnet_cifar) $(ARGS)
@@ -54,6 +58,15 @@ reproduce-seq2seq: $(STAMP) ## Sutskever et al. 2014 LSTM seq2seq on Multi30k de
 reproduce-rnnsearch: $(STAMP) ## Bahdanau et al. 2015 RNNsearch on Multi30k de-en (BUDGET=cpu ~40 min; BUDGET=paper 1000 units)
 	$(PY) -m attention_zoo.train experiment=$(call preset,rnnsearch) $(ARGS)
 	$(MAKE) figure-bleu-by-length
+
+reproduce-transformer: $(STAMP) ## Vaswani et al. 2017 on Multi30k de-en then en-de (BUDGET=cpu ~50 min each; BUDGET=paper base)
+	$(PY) -m attention_zoo.train experiment=$(call preset,transformer) $(ARGS)
+	$(PY) -m attention_zoo.train experiment=$(call preset,transformer_en_de) $(ARGS)
+
+ATTENTION_VARIANTS := transformer all_terms self_without_e1 self_e2_only encdec_without_e1 encdec_e1_only
+reproduce-generalized-attention: $(STAMP) ## Zhu et al. 2019 attention-term study, one run per configs/attention variant (resumable; BUDGET=cpu ~25 min each)
+	$(PY) scripts/run_variants.py --experiment $(call preset,generalized_attention) --group attention \
+		--variants $(ATTENTION_VARIANTS) $(if $(ARGS),-- $(ARGS))
 
 figure-bleu-by-length: $(STAMP) ## Bahdanau Fig. 2 from the newest seq2seq and rnnsearch runs of $$BUDGET
 	$(if $(and $(call latest,$(call preset,seq2seq)),$(call latest,$(call preset,rnnsearch))), \

@@ -1,0 +1,127 @@
+"""Speed of our Transformer: training beside ``torch.nn.Transformer``, decoding with and without the KV cache.
+
+    python scripts/bench_transformer.py                                         # experiment transformer_cpu
+    python scripts/bench_transformer.py --checkpoint runs/transformer_cpu/<run>/averaged.pt \\
+        --json results/bench/transformer_cpu.json
+
+Training: target tokens/s of our model and of a ``torch.nn.Transformer`` model built at the same
+dimensions (d_model, heads, d_ff, layers, dropout, post/pre-LN) with the same tied embeddings,
+positional encoding, batches, label-smoothed loss and optimizer; the two alternate step by step
+so that both see the same machine load. Decoding: sentences/s of greedy and beam search with the
+key/value cache and with the decoder re-run over the prefix at every step (``model.kv_cache``).
+Pass a trained --checkpoint: decoding speed depends on output lengths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from bench_translation import time_decoding
+from hydra import compose, initialize_config_dir
+from torch import nn
+
+from attention_zoo.build import build_data, build_model, build_task
+from attention_zoo.engine import checkpoint
+from attention_zoo.engine.optim import build_optimizer
+from attention_zoo.engine.runtime import hardware_summary, resolve_device
+from attention_zoo.models.transformer import Transformer
+from attention_zoo.train import CONFIG_DIR
+
+
+class TorchTransformer(nn.Module):
+    """``torch.nn.Transformer`` between our embedding and output layers (the same on both sides)."""
+
+    def __init__(self, shell: Transformer):
+        super().__init__()
+        cfg = shell.cfg
+        shell.encoder, shell.decoder = nn.ModuleList(), nn.ModuleList()  # keep only its embeddings and output
+        self.embedding = shell
+        self.core = nn.Transformer(
+            cfg.d_model, cfg.heads, cfg.encoder_layers, cfg.decoder_layers, cfg.d_ff, cfg.dropout,
+            batch_first=True, norm_first=cfg.norm_first,
+        )
+
+    def forward(self, src, src_len, tgt_in):
+        padding = torch.arange(src.shape[1], device=src.device)[None, :] >= src_len[:, None]  # (B, S) True at <pad>
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.shape[1], device=src.device)
+        x = self.embedding._embed(self.embedding.src_embed, src)
+        y = self.embedding._embed(self.embedding.tgt_embed, tgt_in)
+        out = self.core(x, y, tgt_mask=causal, src_key_padding_mask=padding, memory_key_padding_mask=padding, tgt_is_causal=True)
+        return self.embedding._logits(out)
+
+
+def time_training_side_by_side(models: dict[str, nn.Module], cfg, data, device, steps: int, warmup: int) -> dict:
+    task = build_task(cfg.task, data, None)
+    optimizers = {name: build_optimizer(model, cfg.optim) for name, model in models.items()}
+    elapsed = dict.fromkeys(models, 0.0)
+    tokens = 0
+    batches = data.train_batches(0)
+    for i in range(warmup + steps):
+        batch = {k: v.to(device) for k, v in next(batches).items()}
+        for name, model in models.items():
+            model.train()
+            start = time.perf_counter()
+            out = task.training_step(model, batch)
+            optimizers[name].zero_grad(set_to_none=True)
+            out.loss.backward()
+            optimizers[name].step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                elapsed[name] += time.perf_counter() - start
+        if i >= warmup:
+            tokens += out.count
+    rates = {name: round(tokens / seconds, 1) for name, seconds in elapsed.items()}
+    return {"train_tgt_tok_per_s": rates, "ours_over_torch": round(rates["ours"] / rates["torch.nn.Transformer"], 3),
+            "timed_steps": steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="transformer_cpu")
+    parser.add_argument("--checkpoint", help="trained weights to decode with (a run's averaged.pt or best.pt)")
+    parser.add_argument("--override", action="append", default=[], help="a Hydra override")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--decode-sentences", type=int, default=400)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={args.experiment}", *args.override])
+    if cfg.model.name != "transformer":
+        parser.error(f"--experiment {args.experiment} is a {cfg.model.name} experiment; pick a transformer one.")
+    device = resolve_device(args.device)
+    torch.manual_seed(cfg.seed)
+    data = build_data(cfg.data, cfg.seed)
+    ours = build_model(cfg.model, data).to(device)
+    reference = TorchTransformer(build_model(cfg.model, data)).to(device)
+    report = {
+        "experiment": args.experiment, "overrides": args.override, "hardware": hardware_summary(device),
+        "parameters": {"ours": sum(p.numel() for p in ours.parameters()),
+                       "torch.nn.Transformer": sum(p.numel() for p in reference.parameters())},
+        **time_training_side_by_side({"ours": ours, "torch.nn.Transformer": reference}, cfg, data, device, args.steps, args.warmup),
+    }
+    if args.checkpoint:
+        ours.load_state_dict(checkpoint.load(args.checkpoint, device)["model"])
+    report["decode_checkpoint"] = args.checkpoint or "none (untrained weights: output lengths are not representative)"
+    report["decode"] = {}
+    for cache in (True, False):
+        ours.cfg.kv_cache = cache
+        report["decode"]["kv_cache" if cache else "no_cache"] = time_decoding(
+            ours, cfg, data, device, args.decode_sentences, cfg.task.test_beam)
+    print(f"{args.experiment} on {device}, {torch.get_num_threads()} threads")
+    print(f"train target tok/s: ours {report['train_tgt_tok_per_s']['ours']:.0f}, torch.nn.Transformer "
+          f"{report['train_tgt_tok_per_s']['torch.nn.Transformer']:.0f} (ratio {report['ours_over_torch']:.2f})")
+    for name, rates in report["decode"].items():
+        print(f"decode {name}: " + ", ".join(f"{k} {v['sent_per_s']:.1f} sent/s" for k, v in rates.items() if k != "sentences"))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

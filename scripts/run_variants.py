@@ -1,0 +1,61 @@
+"""Run one experiment for each option of a config group, one after another, resumably.
+
+    python scripts/run_variants.py --experiment generalized_attention_cpu --group attention \\
+        --variants all_terms self_without_e1 encdec_without_e1 [-- extra overrides]
+
+For each variant: a finished run (metrics.json) under runs/<experiment>/ with the same overrides
+is kept and skipped; an unfinished one (last.pt without metrics.json) is resumed; otherwise a new
+run starts. So the command can be stopped at any time and started again to go on where it was,
+which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def runs_with(experiment_dir: Path, overrides: list[str]) -> tuple[list[Path], list[Path]]:
+    """(finished, unfinished) run dirs whose command line held all of ``overrides``, oldest first."""
+    finished, unfinished = [], []
+    for recorded in sorted(experiment_dir.glob("*/.hydra/overrides.yaml")):
+        run_dir = recorded.parent.parent
+        if not set(overrides) <= set(yaml.safe_load(recorded.read_text()) or []):
+            continue
+        if (run_dir / "metrics.json").is_file():
+            finished.append(run_dir)
+        elif (run_dir / "last.pt").is_file():
+            unfinished.append(run_dir)
+    return finished, unfinished
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", required=True)
+    parser.add_argument("--group", required=True, help="config group whose options are the variants, e.g. attention")
+    parser.add_argument("--variants", nargs="+", required=True)
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run (after --)")
+    args = parser.parse_args()
+    experiment_dir = Path(os.environ.get("ATTN_ZOO_RUNS", "runs")) / args.experiment
+    for variant in args.variants:
+        wanted = [f"experiment={args.experiment}", f"{args.group}={variant}", *args.overrides]
+        finished, unfinished = runs_with(experiment_dir, wanted)
+        if finished:
+            print(f"[{variant}] done: {finished[-1]}", flush=True)
+            continue
+        resume = [f"resume={unfinished[-1]}"] if unfinished else []
+        print(f"[{variant}] {'resuming ' + str(unfinished[-1]) if unfinished else 'starting'}", flush=True)
+        code = subprocess.call([sys.executable, "-m", "attention_zoo.train", *wanted, *resume])
+        if code != 0:
+            print(f"[{variant}] exited with {code}; stopping. Run the same command again to go on.", flush=True)
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

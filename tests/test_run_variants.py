@@ -1,0 +1,37 @@
+"""scripts/run_variants.py: one run per option of a config group, skipping finished runs and
+resuming unfinished ones, so that a stopped grid goes on where it was."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from conftest import REPO, SMOKE, run_dirs
+
+EXPERIMENT = SMOKE[0].split("=")[1]
+
+
+def run_variants(env, *variants) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "optim",
+         "--variants", *variants, "--", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_each_variant_runs_once_and_an_unfinished_one_is_resumed(train_env):
+    first = run_variants(train_env, "sgd", "adam")
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)
+    assert [OmegaConf.load(r / "config.yaml").optim.name for r in runs] == ["sgd", "adam"]
+    (runs[1] / "metrics.json").unlink()  # as if the adam run had been stopped before its test
+    second = run_variants(train_env, "sgd", "adam")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"[sgd] done: {runs[0]}" in second.stdout
+    assert f"[adam] resuming {runs[1]}" in second.stdout
+    resumed = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)[-1]
+    assert json.loads((resumed / "metrics.json").read_text())["resumed_from"] == str(runs[1] / "last.pt")
+    third = run_variants(train_env, "sgd", "adam")
+    assert "[adam] done" in third.stdout and len(run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)) == 3
