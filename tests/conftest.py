@@ -26,6 +26,15 @@ SMOKE = [
 ]
 
 
+@pytest.fixture(scope="module")
+def compose_cfg():
+    """compose(overrides) -> the train config, as the entrypoint would compose it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        yield lambda overrides: compose(config_name="train", overrides=overrides)
+
+
 def write_image_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
     """CIFAR-10-shaped JPEGs, each class a distinct colour plus noise: learnable in a few steps."""
     rng = np.random.default_rng(seed)

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import REPO, SMOKE, run_train
@@ -18,12 +17,6 @@ GROUP_OPTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def compose_cfg():
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        yield lambda overrides: compose(config_name="train", overrides=overrides)
-
-
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_resolves(compose_cfg, experiment):
     cfg = compose_cfg([f"experiment={experiment}"])
@@ -34,12 +27,15 @@ def test_every_experiment_composes_and_resolves(compose_cfg, experiment):
 
 
 # Options that only make sense together with the translation data, model and task.
-TRANSLATION = {("data", "multi30k"), ("model", "seq2seq"), ("model", "rnnsearch"), ("task", "translation")}
+TRANSLATION = {("data", "multi30k"), ("model", "seq2seq"), ("model", "rnnsearch"), ("model", "transformer"),
+               ("task", "translation")}
 
 
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS)
 def test_every_group_option_composes(compose_cfg, group, option):
     context = ["data=multi30k", "model=seq2seq", "task=translation"] if (group, option) in TRANSLATION else []
+    if group == "attention":  # variants of the Transformer's attentions
+        context = ["experiment=transformer_cpu"]
     cfg = compose_cfg([*context, f"{group}={option}"])
     OmegaConf.to_container(cfg, resolve=True)
 

@@ -2,12 +2,14 @@
 label-smoothed loss, checkpoint averaging and decoding, checked against their formulas."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 from torch.nn import functional as F
 
 from attention_zoo.attention.positions import PositionalEncoding, sinusoid
+from attention_zoo.build import build_model
 from attention_zoo.data.text import BOS, PAD
 from attention_zoo.engine import checkpoint
 from attention_zoo.engine.optim import inverse_sqrt_factor
@@ -123,6 +125,15 @@ def test_shared_embeddings_tie_source_target_and_output():
         TransformerConfig(30, 40, share_embeddings="all")
     with pytest.raises(ValueError, match="valid: all, decoder, none"):
         TransformerConfig(30, 30, share_embeddings="some")
+
+
+def test_sharing_all_embeddings_needs_a_joint_vocabulary_and_variants_need_a_transformer(compose_cfg):
+    separate = SimpleNamespace(cfg=SimpleNamespace(tokenizer="moses", joint_vocab=False),
+                               src_encoder=SimpleNamespace(vocab_size=VOCAB), tgt_encoder=SimpleNamespace(vocab_size=VOCAB))
+    with pytest.raises(ValueError, match="data.tokenizer=bpe data.joint_vocab=true, or model.share_embeddings=decoder"):
+        build_model(compose_cfg(["experiment=transformer_cpu"]).model, separate)
+    with pytest.raises(ValueError, match="apply to model=transformer, not rnnsearch"):
+        build_model(compose_cfg(["experiment=rnnsearch_cpu", "attention=all_terms"]).model, separate)
 
 
 def test_embeddings_are_scaled_by_sqrt_d_model_before_the_positions():

@@ -71,6 +71,8 @@ def build_data(cfg: Mapping[str, Any], seed: int):
 
 
 def build_model(cfg: Mapping[str, Any], data) -> nn.Module:
+    if "attention_types" in cfg and cfg["name"] != "transformer":
+        raise ValueError(f"The attention variants (attention=..., model.attention_types) apply to model=transformer, not {cfg['name']}.")
     return _pick(MODELS, cfg["name"], "model.name")(cfg, data)
 
 
