@@ -63,7 +63,7 @@ reproduce-transformer: $(STAMP) ## Vaswani et al. 2017 on Multi30k de-en then en
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer) $(ARGS)
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer_en_de) $(ARGS)
 
-ATTENTION_VARIANTS := transformer all_terms self_without_e1 self_e2_only encdec_without_e1 encdec_e1_only
+ATTENTION_VARIANTS := all_terms encdec_without_e1 self_without_e1 transformer encdec_e1_only self_e2_only
 reproduce-generalized-attention: $(STAMP) ## Zhu et al. 2019 attention-term study, one run per configs/attention variant (resumable; BUDGET=cpu ~25 min each)
 	$(PY) scripts/run_variants.py --experiment $(call preset,generalized_attention) --group attention \
 		--variants $(ATTENTION_VARIANTS) $(if $(ARGS),-- $(ARGS))

@@ -13,11 +13,17 @@
     python scripts/translation_report.py alignments runs/rnnsearch_cpu/<run> [--sentences 9 16 27 37]
         Fig. 3: redraws the alignment matrices of a finished run from its best.pt into <run>/figures/
         (a training run draws them itself at the end).
+    python scripts/translation_report.py time-to runs/transformer_cpu/<run> --bleu 35
+        from the run's history.csv: the first epoch whose validation BLEU (greedy, that epoch's
+        weights) reaches the value, with the training minutes (sum of epoch times, validation
+        excluded) and the wall minutes (validation included) until then; writes
+        eval.time_to_bleu<value>.json into the run directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -118,6 +124,23 @@ def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, dat
     return report
 
 
+def time_to(run: Path, bleu: float) -> dict:
+    """The first epoch whose val/bleu reaches ``bleu``, and the minutes of training until its end."""
+    with open(run / "history.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    train_s = 0.0
+    report = {"run": str(run), "target_val_bleu": bleu, "reached": False, "epochs_run": len(rows),
+              "best_val_bleu": max(float(r["val/bleu"]) for r in rows)}
+    for row in rows:
+        train_s += float(row["time/epoch_s"])
+        if float(row["val/bleu"]) >= bleu:
+            report.update(reached=True, epoch=int(row["epoch"]), step=int(row["step"]), val_bleu=float(row["val/bleu"]),
+                          train_minutes=round(train_s / 60, 1), wall_minutes=round(float(row["time/elapsed_s"]) / 60, 1))
+            break
+    (run / f"eval.time_to_bleu{bleu:g}.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -136,8 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     align.add_argument("run", type=Path)
     align.add_argument("--sentences", type=int, nargs="+", help="test2016 lines (0-based); default: the run's config")
     align.add_argument("--data-root", type=Path, help="where multi30k/ lies, if not where the run found it")
+    reach = commands.add_parser("time-to", help="epoch and minutes until validation BLEU reaches a value")
+    reach.add_argument("run", type=Path)
+    reach.add_argument("--bleu", type=float, required=True)
     args = parser.parse_args(argv)
-    if args.command == "by-length":
+    if args.command == "time-to":
+        print(json.dumps(time_to(args.run, args.bleu), indent=2))
+    elif args.command == "by-length":
         runs = {}
         for spec in args.run:
             label, sep, folder = spec.partition("=")

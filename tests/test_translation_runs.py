@@ -133,3 +133,19 @@ def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tin
     greedy = json.loads((run_dir / "eval.test2016.beam1.json").read_text())
     assert greedy["beam"] == 1 and greedy["bleu"] > 90
     assert (run_dir / "translations.test2016.beam1.en").read_text().splitlines() == EN
+
+
+def test_time_to_script_finds_the_first_epoch_reaching_a_validation_bleu(tiny_runs):
+    run_dir = tiny_runs["runs"]["rnnsearch"]
+    history = (run_dir / "history.csv").read_text().splitlines()
+    header = history[0].split(",")
+    bleus = [float(line.split(",")[header.index("val/bleu")]) for line in history[1:]]
+    target = bleus[-1] / 2
+    proc = report_script(tiny_runs["env"], "time-to", str(run_dir), "--bleu", f"{target:.3f}")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((run_dir / f"eval.time_to_bleu{float(f'{target:.3f}'):g}.json").read_text())
+    first = next(i for i, b in enumerate(bleus) if b >= float(f"{target:.3f}"))
+    assert report["reached"] and report["epoch"] == first + 1
+    assert report["train_minutes"] <= report["wall_minutes"]
+    unreachable = report_script(tiny_runs["env"], "time-to", str(run_dir), "--bleu", "101")
+    assert json.loads(unreachable.stdout)["reached"] is False
