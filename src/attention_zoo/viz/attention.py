@@ -44,7 +44,7 @@ def plot_heads(
             ax.axis("off")
             continue
         _draw(ax, weights[m], key_tokens, query_tokens, fontsize=6)
-        ax.set_title(f"head {m + 1}", fontsize=8, pad=26)
+        ax.set_xlabel(f"head {m + 1}", fontsize=8)  # below: the token labels take the top
     if title:
         fig.suptitle(title, fontsize=9)
     return _save(fig, path)
