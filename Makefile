@@ -14,7 +14,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test test-slow train bench bench-resnet bench-translation bench-transformer reproduce-resnet-cifar \
-	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-generalized-attention figure-bleu-by-length \
+	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
 	results data-cifar10 data-multi30k clean
 
 help: ## list the targets
@@ -62,6 +62,11 @@ reproduce-rnnsearch: $(STAMP) ## Bahdanau et al. 2015 RNNsearch on Multi30k de-e
 reproduce-transformer: $(STAMP) ## Vaswani et al. 2017 on Multi30k de-en then en-de (BUDGET=cpu ~50 min each; BUDGET=paper base)
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer) $(ARGS)
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer_en_de) $(ARGS)
+
+TRANSFORMER_ABLATIONS := heads_1 heads_4 heads_16 dk_16 no_dropout no_label_smoothing learned_positions pre_ln
+reproduce-transformer-ablations: $(STAMP) ## Vaswani Table 3 style rows on the Transformer preset, one run per configs/ablation option (resumable; ~1 h each on CPU)
+	$(PY) scripts/run_variants.py --experiment $(call preset,transformer) --group ablation \
+		--variants $(TRANSFORMER_ABLATIONS) $(if $(ARGS),-- $(ARGS))
 
 ATTENTION_VARIANTS := all_terms encdec_without_e1 self_without_e1 transformer encdec_e1_only self_e2_only
 reproduce-generalized-attention: $(STAMP) ## Zhu et al. 2019 attention-term study, one run per configs/attention variant (resumable; BUDGET=cpu ~25 min each)

@@ -34,7 +34,7 @@ TRANSLATION = {("data", "multi30k"), ("model", "seq2seq"), ("model", "rnnsearch"
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS)
 def test_every_group_option_composes(compose_cfg, group, option):
     context = ["data=multi30k", "model=seq2seq", "task=translation"] if (group, option) in TRANSLATION else []
-    if group == "attention":  # variants of the Transformer's attentions
+    if group in ("attention", "ablation"):  # variants of the Transformer
         context = ["experiment=transformer_cpu"]
     cfg = compose_cfg([*context, f"{group}={option}"])
     OmegaConf.to_container(cfg, resolve=True)
