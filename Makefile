@@ -59,7 +59,7 @@ reproduce-rnnsearch: $(STAMP) ## Bahdanau et al. 2015 RNNsearch on Multi30k de-e
 	$(PY) -m attention_zoo.train experiment=$(call preset,rnnsearch) $(ARGS)
 	$(MAKE) figure-bleu-by-length
 
-reproduce-transformer: $(STAMP) ## Vaswani et al. 2017 on Multi30k de-en then en-de (BUDGET=cpu ~50 min each; BUDGET=paper base)
+reproduce-transformer: $(STAMP) ## Vaswani et al. 2017 on Multi30k de-en then en-de (BUDGET=cpu ~1 h each; BUDGET=paper base)
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer) $(ARGS)
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer_en_de) $(ARGS)
 
