@@ -40,3 +40,20 @@ def test_resnet_bench_runs_on_synthetic_images(tmp_path):
     report = json.loads(out.read_text())
     assert [r["channels_last"] for r in report["results"]] == [False, True]
     assert all(r["train_img_per_s"] > 0 and 0 <= r["data_wait_share"] < 1 for r in report["results"])
+
+
+def test_transformer_bench_compares_with_torch_and_times_the_kv_cache(tmp_path):
+    write_corpus(tmp_path / "data")
+    env = dict(os.environ, ATTN_ZOO_DATA=str(tmp_path / "data"), ATTN_ZOO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    small = [f"--override={o}" for o in ("data.download=false", "data.vocab_size=120", "data.max_tokens=40",
+                                          "model.d_model=16", "model.heads=2", "model.d_ff=32", "task.figure_sentences=[]")]
+    out = tmp_path / "bench.json"
+    run_script(env, "scripts/bench_transformer.py", *small, "--steps", "3", "--warmup", "1", "--decode-sentences", "4",
+               "--json", str(out))
+    report = json.loads(out.read_text())
+    assert set(report["train_tgt_tok_per_s"]) == {"ours", "torch.nn.Transformer"}
+    assert report["ours_over_torch"] > 0
+    # torch.nn.Transformer adds a final LayerNorm to its encoder and to its decoder (2 x 2 x d_model)
+    assert report["parameters"]["torch.nn.Transformer"] - report["parameters"]["ours"] == 4 * 16
+    for cache in ("kv_cache", "no_cache"):
+        assert report["decode"][cache]["greedy"]["sent_per_s"] > 0 and report["decode"][cache]["beam4"]["sent_per_s"] > 0
