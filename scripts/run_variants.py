@@ -2,8 +2,11 @@
 
     python scripts/run_variants.py --experiment generalized_attention_cpu --group attention \\
         --variants all_terms self_without_e1 encdec_without_e1 [-- extra overrides]
+    python scripts/run_variants.py --experiment cifar_attention_cpu --group block \\
+        --variants none se cbam --seeds 0 1 2
 
-For each variant: a finished run (metrics.json) under runs/<experiment>/ with the same overrides
+With --seeds, every variant runs once per seed (seed by seed: all variants of seed 0 first,
+so that a stopped grid has whole comparisons). For each run: a finished run (metrics.json) under runs/<experiment>/ with the same overrides
 is kept and skipped; an unfinished one (last.pt without metrics.json) is resumed; otherwise a new
 run starts. So the command can be stopped at any time and started again to go on where it was,
 which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
@@ -39,21 +42,25 @@ def main() -> int:
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--group", required=True, help="config group whose options are the variants, e.g. attention")
     parser.add_argument("--variants", nargs="+", required=True)
+    parser.add_argument("--seeds", nargs="+", type=int, help="run each variant with each seed (default: the config's seed)")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run (after --)")
     args = parser.parse_args()
     experiment_dir = Path(os.environ.get("ATTN_ZOO_RUNS", "runs")) / args.experiment
-    for variant in args.variants:
-        wanted = [f"experiment={args.experiment}", f"{args.group}={variant}", *args.overrides]
-        finished, unfinished = runs_with(experiment_dir, wanted)
-        if finished:
-            print(f"[{variant}] done: {finished[-1]}", flush=True)
-            continue
-        resume = [f"resume={unfinished[-1]}"] if unfinished else []
-        print(f"[{variant}] {'resuming ' + str(unfinished[-1]) if unfinished else 'starting'}", flush=True)
-        code = subprocess.call([sys.executable, "-m", "attention_zoo.train", *wanted, *resume])
-        if code != 0:
-            print(f"[{variant}] exited with {code}; stopping. Run the same command again to go on.", flush=True)
-            return code
+    seeds = [[f"seed={seed}"] for seed in args.seeds] if args.seeds else [[]]
+    for seed in seeds:
+        for variant in args.variants:
+            wanted = [f"experiment={args.experiment}", f"{args.group}={variant}", *seed, *args.overrides]
+            label = " ".join([variant, *seed])
+            finished, unfinished = runs_with(experiment_dir, wanted)
+            if finished:
+                print(f"[{label}] done: {finished[-1]}", flush=True)
+                continue
+            resume = [f"resume={unfinished[-1]}"] if unfinished else []
+            print(f"[{label}] {'resuming ' + str(unfinished[-1]) if unfinished else 'starting'}", flush=True)
+            code = subprocess.call([sys.executable, "-m", "attention_zoo.train", *wanted, *resume])
+            if code != 0:
+                print(f"[{label}] exited with {code}; stopping. Run the same command again to go on.", flush=True)
+                return code
     return 0
 
 

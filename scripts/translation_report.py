@@ -1,7 +1,7 @@
 """Evaluate and draw finished translation runs (Bahdanau et al. 2015, Figs. 2 and 3).
 
     python scripts/translation_report.py evaluate runs/rnnsearch_cpu/<run> --beam 1
-        decodes test2016 (or --split val) with the run's best.pt at another beam width / length
+        decodes test2016 (or --split val) with the weights the run's test used (averaged.pt or best.pt) at another beam width / length
         penalty; writes eval.<split>.beam<K>.json (scores, sacreBLEU signature, settings) and
         translations.<split>.beam<K>.<tgt> into the run directory.
     python scripts/translation_report.py by-length \\
@@ -11,7 +11,7 @@
         one line per run, as <out>.png and the numbers as <out>.json. Needs only the run records
         (config.yaml + translations.test2016.<tgt>) and the raw Multi30k files.
     python scripts/translation_report.py alignments runs/rnnsearch_cpu/<run> [--sentences 9 16 27 37]
-        Fig. 3: redraws the alignment matrices of a finished run from its best.pt into <run>/figures/
+        Fig. 3: redraws the alignment matrices of a finished run from the weights its test used into <run>/figures/
         (a training run draws them itself at the end).
     python scripts/translation_report.py time-to runs/transformer_cpu/<run> --bleu 35
         from the run's history.csv: the first epoch whose validation BLEU (greedy, that epoch's
@@ -36,7 +36,7 @@ from sacremoses import MosesTokenizer
 from attention_zoo.build import build_task
 from attention_zoo.data.multi30k import load_pairs
 from attention_zoo.engine.runtime import hardware_summary
-from attention_zoo.finished_run import load_run
+from attention_zoo.finished_run import load_run, weights_used
 from attention_zoo.metrics.bleu import bleu_by_length, translation_scores
 from attention_zoo.train import CONFIG_DIR
 
@@ -116,7 +116,7 @@ def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, dat
     tag = f"{split}.beam{beam}" + (f".lp{length_penalty:g}" if length_penalty is not None else "")
     (run / f"translations.{tag}.{cfg.data.tgt}").write_text("\n".join(hypotheses) + "\n")
     report = {
-        "run": str(run), "checkpoint": "best.pt", "split": split, "beam": beam,
+        "run": str(run), "checkpoint": weights_used(run).name, "split": split, "beam": beam,
         "length_penalty": cfg.task.length_penalty, "max_len": [cfg.task.max_len_a, cfg.task.max_len_b],
         **metrics, **scores, "decode_seconds": round(seconds, 1), "hardware": hardware_summary(next(model.parameters()).device),
     }

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from attention_zoo.attention import BLOCK_ATTENTION, build_block_attention
+from attention_zoo.attention.non_local import NonLocalBlock
 from attention_zoo.models.resnet import CifarResNet, PadChannelsShortcut, ResNetConfig
 
 
@@ -77,5 +78,47 @@ def test_bad_settings_name_the_valid_choices():
         CifarResNet(ResNetConfig(depth=21))
     with pytest.raises(ValueError, match="valid: A, B"):
         CifarResNet(ResNetConfig(shortcut="C"))
-    with pytest.raises(ValueError, match="valid: none"):
+    with pytest.raises(ValueError, match="valid: cbam, none, se"):
         build_block_attention("cbam-typo", 16)
+    with pytest.raises(ValueError, match="valid: before_last, every_other, all"):
+        CifarResNet(ResNetConfig(non_local_stages=(2,), non_local_placement="last"))
+    with pytest.raises(ValueError, match="among 1, 2, 3"):
+        CifarResNet(ResNetConfig(non_local_stages=(4,)))
+    with pytest.raises(ValueError, match=r"needs 2\+ blocks per stage"):
+        CifarResNet(ResNetConfig(depth=8, non_local_stages=(1,)))
+
+
+def _layout(model: CifarResNet) -> list[list[str]]:
+    return [["NL" if isinstance(m, NonLocalBlock) else "B" for m in stage] for stage in model.stages]
+
+
+def test_non_local_placements_follow_wang_et_al():
+    one = CifarResNet(ResNetConfig(depth=20, non_local_stages=(2,)))
+    assert _layout(one) == [["B"] * 3, ["B", "B", "NL", "B"], ["B"] * 3]  # right before the last block of the stage
+    every_other = CifarResNet(ResNetConfig(depth=56, non_local_stages=(1, 2), non_local_placement="every_other"))
+    assert [stage.count("NL") for stage in _layout(every_other)] == [4, 4, 0]  # after blocks 2, 4, 6, 8 of 9
+    assert _layout(every_other)[0][:4] == ["B", "B", "NL", "B"]
+    everywhere = CifarResNet(ResNetConfig(depth=20, non_local_stages=(1, 2), non_local_placement="all",
+                                          non_local_options={"instantiation": "dot_product", "subsample": True}))
+    assert _layout(everywhere)[1] == ["B", "NL"] * 3
+    blocks = [m for m in everywhere.modules() if isinstance(m, NonLocalBlock)]
+    assert len(blocks) == 6 and all(b.instantiation == "dot_product" and b.pool is not None for b in blocks)
+    assert [b.g.in_channels for b in blocks] == [16] * 3 + [32] * 3
+
+
+def test_non_local_blocks_start_as_identity_so_the_network_computes_the_baseline():
+    torch.manual_seed(0)
+    plain = CifarResNet(ResNetConfig(depth=20)).eval()
+    with_blocks = CifarResNet(ResNetConfig(depth=20, non_local_stages=(1, 2, 3), non_local_placement="all")).eval()
+    baseline_state = {k: v for k, v in with_blocks.state_dict().items()}
+    mapping = dict(zip([k for k in plain.state_dict()], [k for k in baseline_state if _is_baseline_key(with_blocks, k)]))
+    plain.load_state_dict({k: baseline_state[v] for k, v in mapping.items()})
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(plain(x), with_blocks(x), atol=1e-5)
+
+
+def _is_baseline_key(model: CifarResNet, key: str) -> bool:
+    parts = key.split(".")
+    if parts[0] != "stages":
+        return True
+    return not isinstance(model.stages[int(parts[1])][int(parts[2])], NonLocalBlock)

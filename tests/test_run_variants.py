@@ -35,3 +35,16 @@ def test_each_variant_runs_once_and_an_unfinished_one_is_resumed(train_env):
     assert json.loads((resumed / "metrics.json").read_text())["resumed_from"] == str(runs[1] / "last.pt")
     third = run_variants(train_env, "sgd", "adam")
     assert "[adam] done" in third.stdout and len(run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)) == 3
+
+
+def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_done(train_env):
+    command = [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "block",
+               "--variants", "none", "se", "--seeds", "0", "1", "--", *SMOKE[1:], "trainer.max_steps=1", "trainer.epochs=1",
+               "task.figure_images=[]"]
+    first = subprocess.run(command, cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)
+    configs = [OmegaConf.load(r / "config.yaml") for r in runs]
+    assert [(c.seed, c.model.block_attention) for c in configs] == [(0, "none"), (0, "se"), (1, "none"), (1, "se")]
+    second = subprocess.run(command, cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600)
+    assert second.stdout.count("done:") == 4 and "[se seed=1] done" in second.stdout

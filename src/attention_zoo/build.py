@@ -24,6 +24,7 @@ def _fields(cfg: Mapping[str, Any], drop: tuple[str, ...]) -> dict[str, Any]:
 def _cifar_resnet(cfg: Mapping[str, Any], data) -> nn.Module:
     options = _fields(cfg, ("name",))
     options["widths"] = tuple(options["widths"])
+    options["non_local_stages"] = tuple(options["non_local_stages"])
     return CifarResNet(ResNetConfig(**options))
 
 
@@ -55,7 +56,7 @@ MODELS: dict[str, Callable] = {
     "transformer": _transformer,
 }
 TASKS: dict[str, Callable] = {
-    "classification": lambda cfg, data, run_dir: ClassificationTask(**_fields(cfg, ("name",))),
+    "classification": lambda cfg, data, run_dir: ClassificationTask(data, run_dir, **_fields(cfg, ("name",))),
     "translation": lambda cfg, data, run_dir: TranslationTask(data, run_dir, **_fields(cfg, ("name",))),
 }
 
@@ -70,9 +71,15 @@ def build_data(cfg: Mapping[str, Any], seed: int):
     return _pick(DATA, cfg["kind"], "data.kind")(cfg, seed)
 
 
+# settings that only one model has, and the config group that sets them
+MODEL_ONLY = {"attention_types": ("transformer", "attention"), "block_attention": ("cifar_resnet", "block"),
+              "non_local_stages": ("cifar_resnet", "block")}
+
+
 def build_model(cfg: Mapping[str, Any], data) -> nn.Module:
-    if "attention_types" in cfg and cfg["name"] != "transformer":
-        raise ValueError(f"The attention variants (attention=..., model.attention_types) apply to model=transformer, not {cfg['name']}.")
+    for key, (model, group) in MODEL_ONLY.items():
+        if key in cfg and cfg["name"] != model:
+            raise ValueError(f"The {group} variants ({group}=..., model.{key}) apply to model={model}, not {cfg['name']}.")
     return _pick(MODELS, cfg["name"], "model.name")(cfg, data)
 
 

@@ -25,6 +25,11 @@ def load_run(run_dir: Path, data_root: Path | None = None, device: str | torch.d
         cfg.data.root = str(data_root)
     data = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, data)
-    weights = run_dir / checkpoint.AVERAGED
-    model.load_state_dict(checkpoint.load(weights if weights.is_file() else run_dir / checkpoint.BEST, device)["model"])
+    model.load_state_dict(checkpoint.load(weights_used(run_dir), device)["model"])
     return cfg, data, model.to(device).eval()
+
+
+def weights_used(run_dir: Path) -> Path:
+    """The checkpoint a run's test used: averaged.pt when it averaged checkpoints, else best.pt."""
+    averaged = Path(run_dir) / checkpoint.AVERAGED
+    return averaged if averaged.is_file() else Path(run_dir) / checkpoint.BEST

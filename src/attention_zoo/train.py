@@ -43,7 +43,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 RESUME_MAY_CHANGE = (
     "resume", "paths.", "logger.", "data.root", "data.cache_dir", "trainer.device", "trainer.progress_bar",
     "trainer.kill_at_step", "trainer.checkpoint_every_minutes", "trainer.log_every_steps",
-    "trainer.epochs", "trainer.max_steps", "task.figure_sentences",
+    "trainer.epochs", "trainer.max_steps", "task.figure_sentences", "task.figure_images", "task.figure_queries",
 )
 
 

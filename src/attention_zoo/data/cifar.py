@@ -36,6 +36,7 @@ PICKLE_FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python
 JPEG_FOLDER = {"cifar10": "cifar10-jpeg", "cifar100": "cifar100-jpeg"}
 SOURCES = ("auto", "pickle", "jpeg")
 PAD = 4  # He et al. 2016, Sec. 4.2
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -150,6 +151,7 @@ class CifarData:
         """``splits``: (train, test) already in memory; by default loaded with :func:`load_cifar`."""
         self.cfg = cfg
         self.seed = seed
+        self.class_names = CIFAR10_CLASSES if cfg.name == "cifar10" else tuple(str(k) for k in range(cfg.num_classes))
         train, self.test = splits or load_cifar(cfg)
         # One fixed shuffle (split_seed) picks the validation images, then the optional subset.
         order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(cfg.split_seed))

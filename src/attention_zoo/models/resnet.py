@@ -17,6 +17,15 @@ Convolutions use He initialization (He et al. 2015, cited in Sec. 3.4); BN start
 Attention hook: every block passes its residual branch through ``block_attention`` (a
 module from ``attention.build_block_attention``) before the addition, as CBAM and SE do.
 With ``block_attention="none"`` the network is exactly the paper's.
+
+Non-local blocks (Wang et al. 2018, attention/non_local.py) go between residual blocks, as
+the paper places them (Sec. 4.1): ``non_local_stages`` lists the stages (1-3) that get them and
+``non_local_placement`` where inside each stage of n blocks:
+"before_last" inserts one block right before the last residual block (the paper's 1-block
+model, in res4); "every_other" after every second block (the paper's 5- and 10-block models
+put them in res3 and res4 at every other block: after blocks 2, 4, ...); "all" after every block.
+Stage 2 (16x16) and stage 1 (32x32) play the parts of res4 (14x14) and res3 (28x28).
+With n = 3 (ResNet-20) "before_last" and "every_other" coincide.
 """
 
 from __future__ import annotations
@@ -28,8 +37,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from attention_zoo.attention import build_block_attention
+from attention_zoo.attention.non_local import NonLocalBlock
 
 SHORTCUTS = ("A", "B")
+NON_LOCAL_PLACEMENTS = ("before_last", "every_other", "all")
 
 
 @dataclass
@@ -40,11 +51,31 @@ class ResNetConfig:
     shortcut: str = "A"
     block_attention: str = "none"
     block_attention_options: dict = field(default_factory=dict)
+    non_local_stages: tuple[int, ...] = ()  # 1-based stages that get non-local blocks; () = none
+    non_local_placement: str = "before_last"
+    non_local_options: dict = field(default_factory=dict)  # NonLocalBlock arguments: instantiation, subsample, ...
 
     def blocks_per_stage(self) -> int:
         if (self.depth - 2) % 6 != 0 or self.depth < 8:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...); got {self.depth}.")
         return (self.depth - 2) // 6
+
+    def non_local_after(self, stage: int) -> list[int]:
+        """0-based indices of the residual blocks of ``stage`` (1-based) followed by a non-local block."""
+        if self.non_local_placement not in NON_LOCAL_PLACEMENTS:
+            raise ValueError(f"Unknown non_local_placement {self.non_local_placement!r}; valid: {', '.join(NON_LOCAL_PLACEMENTS)}.")
+        if any(s not in (1, 2, 3) for s in self.non_local_stages):
+            raise ValueError(f"non_local_stages must be among 1, 2, 3 (the CIFAR ResNet's stages); got {list(self.non_local_stages)}.")
+        n = self.blocks_per_stage()
+        if stage not in self.non_local_stages:
+            return []
+        if self.non_local_placement == "before_last":
+            if n < 2:
+                raise ValueError(f"non_local_placement=before_last needs 2+ blocks per stage; depth {self.depth} has {n}.")
+            return [n - 2]
+        if self.non_local_placement == "every_other":
+            return list(range(1, n, 2))
+        return list(range(n))
 
 
 class PadChannelsShortcut(nn.Module):
@@ -97,17 +128,20 @@ class CifarResNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, cfg.widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(cfg.widths[0]), nn.ReLU())
         stages, in_channels = [], cfg.widths[0]
         for stage, width in enumerate(cfg.widths):
-            blocks = []
+            blocks, non_local_after = [], cfg.non_local_after(stage + 1)
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
                 blocks.append(BasicBlock(in_channels, width, stride, cfg))
                 in_channels = width
+                if i in non_local_after:
+                    blocks.append(NonLocalBlock(width, **cfg.non_local_options))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.head = nn.Linear(in_channels, cfg.num_classes)
+        non_local = tuple(f"{name}." for name, m in self.named_modules() if isinstance(m, NonLocalBlock))
         for name, module in self.named_modules():
             # The network's own convolutions only: attention modules keep their papers' inits.
-            if isinstance(module, nn.Conv2d) and ".attention" not in name:
+            if isinstance(module, nn.Conv2d) and ".attention" not in name and not name.startswith(non_local):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

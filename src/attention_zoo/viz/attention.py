@@ -17,13 +17,13 @@ def plot_alignment(
 
     weights: (T, S), row i = the weights over the source when emitting target token i.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols = _check_shape(weights, source_tokens, target_tokens)
     fig, ax = plt.subplots(figsize=(0.42 * cols + 1.8, 0.42 * rows + 1.6))
     _draw(ax, weights, source_tokens, target_tokens)
     if title:
         ax.set_title(title, pad=12, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_heads(
@@ -33,7 +33,7 @@ def plot_heads(
 
     weights: (h, T, S), head m's row i = query token i's weights over the key tokens.
     """
-    plt = _pyplot()
+    plt = pyplot()
     heads = weights.shape[0]
     rows, cols = _check_shape(weights[0], key_tokens, query_tokens)
     per_row = min(heads, 4)
@@ -47,10 +47,10 @@ def plot_heads(
         ax.set_xlabel(f"head {m + 1}", fontsize=8)  # below: the token labels take the top
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,10 +74,10 @@ def _draw(ax, weights: torch.Tensor, x_tokens: Sequence[str], y_tokens: Sequence
     ax.xaxis.tick_top()
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path

@@ -1,0 +1,96 @@
+"""SE / CBAM / non-local ResNets through the config groups and the real entrypoint."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from attention_zoo.attention.cbam import CBAM
+from attention_zoo.attention.non_local import NonLocalBlock
+from attention_zoo.attention.squeeze_excitation import SqueezeExcitation
+from attention_zoo.build import build_model
+from attention_zoo.models.resnet import CifarResNet, ResNetConfig
+from attention_zoo.viz.image_attention import cbam_spatial_maps, grad_cam, non_local_maps
+from conftest import REPO, SMOKE, run_dirs, run_train
+from wandb_records import logged_history
+
+BLOCKS = sorted(p.stem for p in (REPO / "configs" / "block").glob("*.yaml"))
+
+
+class _NoData:
+    pass
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_every_block_option_composes_builds_and_runs(compose_cfg, block):
+    cfg = compose_cfg(["experiment=cifar_attention_cpu", f"block={block}"])
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), _NoData())
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    kinds = {type(m) for m in model.modules()}
+    assert (CBAM in kinds) == block.startswith("cbam")
+    assert (SqueezeExcitation in kinds) == (block == "se")
+    assert (NonLocalBlock in kinds) == block.startswith("nonlocal")
+    n_blocks = sum(isinstance(m, NonLocalBlock) for m in model.modules())
+    assert n_blocks == {"nonlocal_2blocks": 2, "nonlocal_6blocks": 6}.get(block, int(block.startswith("nonlocal")))
+
+
+def test_block_options_are_refused_for_other_models(compose_cfg):
+    cfg = compose_cfg(["experiment=transformer_cpu", "block=cbam"])
+    with pytest.raises(ValueError, match="apply to model=cifar_resnet, not transformer"):
+        build_model(OmegaConf.to_container(cfg.model, resolve=True), _NoData())
+
+
+@pytest.mark.parametrize("block", [{"block_attention": "cbam", "block_attention_options": {"reduction": 4}},
+                                   {"non_local_stages": (2, 3), "non_local_options": {"instantiation": "concatenation"}}])
+def test_attention_resnet_overfits_one_batch(block):
+    torch.manual_seed(0)
+    model = CifarResNet(ResNetConfig(depth=14, widths=(8, 16, 32), **block))
+    images, labels = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    assert (model.eval()(images).argmax(1) == labels).all()
+
+
+def test_figure_maps_have_the_feature_map_shapes_and_non_local_rows_are_weights():
+    torch.manual_seed(0)
+    model = CifarResNet(ResNetConfig(depth=14, block_attention="cbam", block_attention_options={"reduction": 4},
+                                     non_local_stages=(2,))).eval()
+    images = torch.randn(3, 3, 32, 32)
+    maps = cbam_spatial_maps(model, images)
+    assert {k: tuple(v.shape) for k, v in maps.items()} == {
+        "M_s stage 1": (3, 32, 32), "M_s stage 2": (3, 16, 16), "M_s stage 3": (3, 8, 8)}
+    cam = grad_cam(model, images, model.stages[-1], torch.tensor([0, 1, 2]))
+    assert cam.shape == (3, 32, 32) and (cam >= 0).all()
+    queries = non_local_maps(model, images, [(0.5, 0.5), (0.0, 0.0)])
+    assert list(queries) == ["query (0.5, 0.5)", "query (0, 0)"]
+    for weights in queries.values():
+        assert weights.shape == (3, 16, 16)
+        assert torch.allclose(weights.sum(dim=(1, 2)), torch.ones(3), atol=1e-5)
+    assert non_local_maps(CifarResNet(ResNetConfig(depth=8)), images, [(0.5, 0.5)]) == {}
+
+
+TINY = [*SMOKE[1:], "model.depth=14", "trainer.epochs=1", "task.figure_images=[0,1,2]"]
+
+
+def test_cbam_and_non_local_runs_draw_their_maps_and_log_them(train_env):
+    run_train(train_env, "experiment=cifar_attention_cpu", "block=cbam", *TINY)
+    run_train(train_env, "experiment=cifar_attention_cpu", "block=nonlocal_embedded", *TINY)
+    cbam_run, non_local_run = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), "cifar_attention_cpu")
+    assert (cbam_run / "figures" / "attention_maps_test.png").is_file()
+    assert not (cbam_run / "figures" / "non_local_test.png").exists()
+    assert (non_local_run / "figures" / "non_local_test.png").is_file()
+    for run, keys in ((cbam_run, {"figures/attention_maps_test"}),
+                      (non_local_run, {"figures/attention_maps_test", "figures/non_local_test"})):
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["status"] == "completed"
+        (wandb_run,) = (run / "wandb").glob("offline-run-*")
+        assert keys <= {key for row in logged_history(wandb_run) for key in row}
+    assert OmegaConf.load(cbam_run / "config.yaml").model.block_attention == "cbam"
+    assert OmegaConf.load(non_local_run / "config.yaml").model.non_local_stages == [2]
