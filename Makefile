@@ -13,7 +13,8 @@ preset = $(if $(filter paper,$(BUDGET)),$(1),$(if $(filter cpu,$(BUDGET)),$(1)_c
 latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*/metrics.json))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-slow train bench bench-resnet bench-translation bench-transformer reproduce-resnet-cifar \
+.PHONY: help venv test test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
+	reproduce-cbam reproduce-nonlocal \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
 	results data-cifar10 data-multi30k clean
 
@@ -37,10 +38,13 @@ test-slow: $(STAMP) ## the long tests marked slow
 train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU budget (~1.5 h on 2 cores)
 	$(PY) -m attention_zoo.train experiment=resnet_cifar_cpu $(ARGS)
 
-bench: bench-resnet bench-translation bench-transformer ## all speed measurements below
+bench: bench-resnet bench-cnn-attention bench-translation bench-transformer ## all speed measurements below
 
 bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
 	$(PY) scripts/bench_resnet.py $(ARGS)
+
+bench-cnn-attention: $(STAMP) ## ResNet-20 with each configs/block option: params, FLOPs, train/eval images/s, overhead vs plain
+	$(PY) scripts/bench_cnn_attention.py $(ARGS)
 
 bench-translation: $(STAMP) ## seq2seq/RNNsearch CPU presets: training tokens/s, padding share, decoding sentences/s
 	$(PY) scripts/bench_translation.py $(foreach e,seq2seq_cpu rnnsearch_cpu,--experiment $(e) \
@@ -72,6 +76,20 @@ ATTENTION_VARIANTS := all_terms encdec_without_e1 self_without_e1 transformer en
 reproduce-generalized-attention: $(STAMP) ## Zhu et al. 2019 attention-term study, one run per configs/attention variant (resumable; BUDGET=cpu ~25 min each)
 	$(PY) scripts/run_variants.py --experiment $(call preset,generalized_attention) --group attention \
 		--variants $(ATTENTION_VARIANTS) $(if $(ARGS),-- $(ARGS))
+
+# The CNN-attention grids share experiment $(call preset,cifar_attention) and its baseline runs (block=none).
+# Resumable: run the same command again to go on; finished (variant, seed) runs are skipped.
+# CIFAR-100: ARGS=data=cifar100.
+SEEDS ?= 0 1 2
+CBAM_VARIANTS := none se cbam cbam_avg_pool cbam_max_pool cbam_kernel3 cbam_spatial_channel cbam_parallel
+NONLOCAL_VARIANTS := none nonlocal_embedded nonlocal_gaussian nonlocal_dot nonlocal_concat nonlocal_stage1 nonlocal_stage3 nonlocal_2blocks nonlocal_6blocks
+reproduce-cbam: $(STAMP) ## Woo et al. 2018: ResNet-20 plain vs SE vs CBAM and its ablations, SEEDS="0 1 2" (BUDGET=cpu: 4 epochs, ~10 min a run)
+	$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) --group block \
+		--variants $(CBAM_VARIANTS) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
+
+reproduce-nonlocal: $(STAMP) ## Wang et al. 2018: ResNet-20 plain vs the 4 non-local instantiations and placements, SEEDS="0 1 2"
+	$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) --group block \
+		--variants $(NONLOCAL_VARIANTS) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
 
 figure-bleu-by-length: $(STAMP) ## Bahdanau Fig. 2 from the newest seq2seq and rnnsearch runs of $$BUDGET
 	$(if $(and $(call latest,$(call preset,seq2seq)),$(call latest,$(call preset,rnnsearch))), \

@@ -57,3 +57,16 @@ def test_transformer_bench_compares_with_torch_and_times_the_kv_cache(tmp_path):
     assert report["parameters"]["torch.nn.Transformer"] - report["parameters"]["ours"] == 4 * 16
     for cache in ("kv_cache", "no_cache"):
         assert report["decode"][cache]["greedy"]["sent_per_s"] > 0 and report["decode"][cache]["beam4"]["sent_per_s"] > 0
+
+
+def test_cnn_attention_bench_reports_cost_and_overhead_of_each_block(tmp_path):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run_script(env, "scripts/bench_cnn_attention.py", "--variants", "cbam", "none", "nonlocal_6blocks", "--depth", "14",
+               "--batch-size", "4", "--steps", "1", "--warmup", "0", "--json", str(out))
+    report = json.loads(out.read_text())
+    rows = {r["variant"]: r for r in report["results"]}
+    assert report["results"][0]["variant"] == "none" and rows["none"]["train_time_ratio"] == 1.0
+    assert rows["cbam"]["parameters"] > rows["none"]["parameters"]
+    assert rows["nonlocal_6blocks"]["mflops_per_image"] > rows["cbam"]["mflops_per_image"] > rows["none"]["mflops_per_image"]
+    assert all(r["train_img_per_s"] > 0 and r["eval_time_ratio"] > 0 for r in rows.values())
