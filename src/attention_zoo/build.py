@@ -7,12 +7,15 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from attention_zoo.data.captions import CaptionConfig, CaptionData
 from attention_zoo.data.cifar import CifarConfig, CifarData
 from attention_zoo.data.translation import TranslationConfig, TranslationData
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
 from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
 from attention_zoo.models.transformer import Transformer, TransformerConfig
+from attention_zoo.tasks.captioning import CaptioningTask
 from attention_zoo.tasks.classification import ClassificationTask
 from attention_zoo.tasks.translation import TranslationTask
 
@@ -46,6 +49,7 @@ def _transformer(cfg: Mapping[str, Any], data) -> nn.Module:
 
 
 DATA: dict[str, Callable] = {
+    "captions": lambda cfg, seed: CaptionData(CaptionConfig(**_fields(cfg, ("kind",))), seed=seed),
     "cifar": lambda cfg, seed: CifarData(CifarConfig(**_fields(cfg, ("kind",))), seed=seed),
     "multi30k": lambda cfg, seed: TranslationData(TranslationConfig(**_fields(cfg, ("kind",))), seed=seed),
 }
@@ -54,8 +58,12 @@ MODELS: dict[str, Callable] = {
     "seq2seq": lambda cfg, data: Seq2Seq(Seq2SeqConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
     "rnnsearch": lambda cfg, data: RNNSearch(RNNSearchConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
     "transformer": _transformer,
+    "show_attend_tell": lambda cfg, data: ShowAttendTell(
+        ShowAttendTellConfig(vocab_size=data.encoder.vocab_size, **_fields(cfg, ("name",)))
+    ),
 }
 TASKS: dict[str, Callable] = {
+    "captioning": lambda cfg, data, run_dir: CaptioningTask(data, run_dir, **_fields(cfg, ("name",))),
     "classification": lambda cfg, data, run_dir: ClassificationTask(data, run_dir, **_fields(cfg, ("name",))),
     "translation": lambda cfg, data, run_dir: TranslationTask(data, run_dir, **_fields(cfg, ("name",))),
 }

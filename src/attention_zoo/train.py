@@ -77,6 +77,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     device = resolve_device(trainer_cfg.device)
     data = build_data(cfg.data, cfg.seed)
     model = build_model(cfg.model, data).to(device)
+    if hasattr(data, "prepare"):  # e.g. caching a frozen image encoder's features once
+        data.prepare(model, device)
     if trainer_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     task = build_task(cfg.task, data, run_dir)

@@ -1,0 +1,87 @@
+"""Image -> annotation vectors a_1..a_L (Xu et al. 2015, Sec. 3.1.1): a CNN's last spatial grid.
+
+- ``vgg19``: torchvision VGG-19 up to conv5_4 and its ReLU, before the last max pooling: a
+  14x14x512 grid for 224x224 inputs, L = 196, D = 512, as in the paper (Sec. 4.3).
+- ``vgg16``: the same cut of VGG-16 (conv5_3).
+- ``resnet50`` / ``resnet101``: torchvision ResNet up to layer4 (7x7x2048 for 224 inputs).
+- ``scenes_cnn``: a small CNN for the generated scenes set (64x64 -> 8x8x128: four 3x3
+  conv-BN-ReLU layers of 16, 32, 64, 128 channels, each of the first three followed by 2x2 max
+  pooling), trained with the captioner.
+
+ImageNet weights (``weights="imagenet"``) come through torchvision's weights API, or from a
+local state-dict file (``weights=/path/to/vgg19.pth``); ``weights=None`` builds the network
+with random weights and warns, since a frozen random encoder gives poor captions.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
+    from torchvision import models
+
+    builder = getattr(models, name)
+    model = builder(weights=None)
+    if weights == "imagenet":
+        enum = models.get_model_weights(name).DEFAULT
+        try:
+            model = builder(weights=enum)
+        except Exception as err:  # offline, or a blocked download
+            raise RuntimeError(
+                f"Could not get the ImageNet weights of {name} ({enum}): {err}. Download them once online, "
+                f"or pass a local state-dict file (model.encoder_weights=/path/to/{name}.pth), or "
+                "model.encoder_weights=null to train from random weights."
+            ) from err
+    elif weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"model.encoder_weights={weights}: no such file. Pass a torchvision {name} state dict, 'imagenet', or null.")
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    else:
+        warnings.warn(f"{name} encoder with random weights (model.encoder_weights=null): captions will be poor unless it is fine-tuned.")
+    if name.startswith("vgg"):
+        cut = [i for i, layer in enumerate(model.features) if isinstance(layer, nn.MaxPool2d)][-1]
+        return model.features[:cut], 512  # up to the last conv + ReLU, before the last max pooling
+    return nn.Sequential(*list(model.children())[:-2]), model.fc.in_features  # up to layer4
+
+
+def _scenes_cnn() -> tuple[nn.Module, int]:
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    layers = [*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128)]
+    return nn.Sequential(*layers), 128
+
+
+class ImageEncoder(nn.Module):
+    """(B, 3, H, W) normalized images -> (B, L, D) annotation vectors, row-major over the grid."""
+
+    def __init__(self, name: str = "vgg19", weights: str | None = "imagenet", fine_tune: bool = False):
+        super().__init__()
+        if name not in ENCODERS:
+            raise ValueError(f"Unknown model.encoder {name!r}; valid: {', '.join(ENCODERS)}.")
+        self.trunk, self.dim = _scenes_cnn() if name == "scenes_cnn" else _torchvision_trunk(name, weights)
+        self.frozen = not fine_tune
+        if self.frozen:
+            self.trunk.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "ImageEncoder":
+        super().train(mode)
+        if self.frozen:
+            self.trunk.eval()  # a frozen encoder keeps its BatchNorm statistics
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            grid = self.trunk(images)  # (B, D, h, w)
+        return grid.flatten(2).transpose(1, 2)  # (B, L = h*w, D)

@@ -1,0 +1,132 @@
+"""Show, Attend and Tell of Xu, Ba, Kiros, Cho, Courville, Salakhutdinov, Zemel and Bengio 2015.
+
+https://arxiv.org/abs/1502.03044
+
+Annotation vectors a_i (L of them, D dims) from a CNN grid (models/image_encoder.py). At each
+step t an LSTM decoder attends over them with the MLP attention f_att (attention/additive.py,
+shared with RNNsearch):
+
+    e_ti = f_att(a_i, h_{t-1}),  α_ti = softmax_i(e_ti)                       (Eq. 4-5)
+    ẑ_t  = β_t Σ_i α_ti a_i,  β_t = σ(f_β(h_{t-1}))                          (Eq. 6, gate of Sec. 4.2.1)
+    i, f, o, g, c_t, h_t = LSTM([E y_{t-1}; ẑ_t], h_{t-1}, c_{t-1})          (Eq. 1-3)
+    c_0 = f_init,c(mean_i a_i),  h_0 = f_init,h(mean_i a_i)                   (Sec. 3.1.2)
+    p(y_t | a, y_<t) ∝ exp(L_o(E y_{t-1} + L_h h_t + L_z ẑ_t))               (Eq. 7, deep output)
+
+Soft attention (Sec. 4.2) uses ẑ_t above. Hard attention (Sec. 4.1) samples a location
+s_t ~ Multinoulli(α_t) and uses ẑ_t = β_t a_{s_t}; for each caption, with probability 0.5 the
+expected context (the soft one) is used instead (end of Sec. 4.1). Its REINFORCE terms, the
+moving-average baseline and the entropy bonus are in ``hard_attention_loss``. At test time
+hard attention uses the most probable location (argmax α_t), not a sample, so that decoding
+is deterministic. f_init and f_β are single linear layers (tanh for f_init, sigmoid for β):
+the paper does not give their depth.
+
+Departures: dropout (``dropout``) on the deep-output sum before L_o, a standard regularizer the
+paper mentions without placing; no tanh inside Eq. 7 (the authors' code adds one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from attention_zoo.attention.additive import AdditiveAttention
+from attention_zoo.data.text import PAD
+from attention_zoo.models.image_encoder import ImageEncoder
+
+ATTENTIONS = ("soft", "hard")
+
+
+@dataclass
+class ShowAttendTellConfig:
+    vocab_size: int
+    encoder: str = "vgg19"
+    encoder_weights: str | None = "imagenet"
+    fine_tune_encoder: bool = False
+    embed_dim: int = 512
+    hidden_dim: int = 1800
+    attention_dim: int = 512
+    attention: str = "soft"  # soft | hard
+    gate: bool = True  # β of Sec. 4.2.1
+    dropout: float = 0.5
+    expected_context_prob: float = 0.5  # hard attention: share of captions trained with the soft context
+
+
+class ShowAttendTell(nn.Module):
+    def __init__(self, cfg: ShowAttendTellConfig):
+        super().__init__()
+        if cfg.attention not in ATTENTIONS:
+            raise ValueError(f"Unknown model.attention {cfg.attention!r}; valid: {', '.join(ATTENTIONS)}.")
+        self.cfg = cfg
+        self.encoder = ImageEncoder(cfg.encoder, cfg.encoder_weights, cfg.fine_tune_encoder)
+        d, n, m = self.encoder.dim, cfg.hidden_dim, cfg.embed_dim
+        self.embedding = nn.Embedding(cfg.vocab_size, m, padding_idx=PAD)  # E
+        self.init_h, self.init_c = nn.Linear(d, n), nn.Linear(d, n)  # f_init,h, f_init,c
+        self.attention = AdditiveAttention(query_dim=n, key_dim=d, attention_dim=cfg.attention_dim, bias=True)  # f_att
+        self.gate = nn.Linear(n, 1) if cfg.gate else None  # f_β
+        self.lstm = nn.LSTMCell(m + d, n)
+        self.out_h, self.out_z = nn.Linear(n, m), nn.Linear(d, m)  # L_h, L_z
+        self.out = nn.Linear(m, cfg.vocab_size)  # L_o
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.register_buffer("reward_baseline", torch.zeros(()))  # b of Sec. 4.1, a moving average
+
+    # --- the step interface of tasks/decoding.py: encode -> start -> step ---------------------
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """src: images (B, 3, H, W) or cached annotation vectors (B, L, D)."""
+        annotations = self.encoder(src) if src.dim() == 4 else src  # (B, L, D)
+        return {"annotations": annotations, "keys": self.attention.project_keys(annotations)}
+
+    def start(self, memory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        mean = memory["annotations"].mean(dim=1)  # (B, D)
+        return {"h": torch.tanh(self.init_h(mean)), "c": torch.tanh(self.init_c(mean))}
+
+    def step(self, prev: torch.Tensor, state: dict, memory: dict) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """One decoding step: log p(y_t | ...) (B, V), the new state, α_t (B, L)."""
+        context, alpha, _ = self._attend(state["h"], memory, sample=False)
+        logits, state = self._emit(prev, context, state)
+        return F.log_softmax(logits.float(), dim=-1), state, alpha
+
+    # --- training -----------------------------------------------------------------------------
+    def forward(self, src: torch.Tensor, captions_in: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Teacher forcing over captions_in (B, T) (<bos> y_1 .. y_{T-1}). Returns logits (B, T, V),
+        alphas (B, T, L) and, for hard attention, the log-probability of the sampled locations
+        (B, T), the entropies of α_t (B, T), and which captions used the expected context (B,)."""
+        memory = self.encode(src)
+        state = self.start(memory)
+        batch, steps = captions_in.shape
+        hard = self.cfg.attention == "hard" and self.training
+        expected = torch.rand(batch, device=src.device) < self.cfg.expected_context_prob if hard else None
+        logits, alphas, log_p_locations, entropies = [], [], [], []
+        for t in range(steps):
+            context, alpha, log_p = self._attend(state["h"], memory, sample=hard, expected=expected)
+            step_logits, state = self._emit(captions_in[:, t], context, state)
+            logits.append(step_logits), alphas.append(alpha)
+            if hard:
+                log_p_locations.append(log_p)
+                entropies.append(-(alpha * alpha.clamp_min(1e-12).log()).sum(-1))
+        out = {"logits": torch.stack(logits, 1), "alphas": torch.stack(alphas, 1)}
+        if hard:
+            out.update(log_p_locations=torch.stack(log_p_locations, 1), entropies=torch.stack(entropies, 1), expected=expected)
+        return out
+
+    def _attend(self, h: torch.Tensor, memory: dict, sample: bool, expected: torch.Tensor | None = None):
+        """ẑ_t (B, D), α_t (B, L), and log α_{t, s_t} of the sampled location (B,) when sampling."""
+        annotations = memory["annotations"]
+        context, alpha = self.attention(h, annotations, memory["keys"])  # (B, D), (B, L)
+        log_p = None
+        if self.cfg.attention == "hard":
+            location = torch.multinomial(alpha.detach(), 1) if sample else alpha.argmax(-1, keepdim=True)  # (B, 1)
+            chosen = annotations.gather(1, location[:, :, None].expand(-1, 1, annotations.shape[-1])).squeeze(1)  # a_{s_t}
+            log_p = alpha.gather(1, location).squeeze(1).clamp_min(1e-12).log()  # (B,)
+            context = torch.where(expected[:, None], context, chosen) if expected is not None else chosen
+        if self.gate is not None:
+            context = torch.sigmoid(self.gate(h)) * context  # β_t ẑ_t
+        return context, alpha, log_p
+
+    def _emit(self, prev: torch.Tensor, context: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        embedded = self.embedding(prev)  # (B, m) E y_{t-1}
+        h, c = self.lstm(torch.cat([embedded, context], dim=-1), (state["h"], state["c"]))
+        deep = embedded + self.out_h(h) + self.out_z(context)  # Eq. 7
+        return self.out(self.dropout(deep)), {"h": h, "c": c}

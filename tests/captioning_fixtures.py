@@ -1,0 +1,49 @@
+"""Tiny Flickr8k fixtures in both public formats, written by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+WORDS = ("dog", "cat", "man", "girl", "ball", "park", "water", "bike")
+
+
+def fixture_images(n_per_split: int = 3) -> dict[str, list[tuple[str, list[str]]]]:
+    """{split: [(file name, 5 captions)]}: deterministic names and captions."""
+    splits = {}
+    k = 0
+    for split in ("train", "val", "test"):
+        items = []
+        for i in range(n_per_split):
+            a, b = WORDS[k % len(WORDS)], WORDS[(k + 3) % len(WORDS)]
+            items.append((f"{1000 + k}_{split}{i}.jpg", [f"A {a} plays with a {b} .", f"The {a} is near the {b}.",
+                                                          f"a {a} and a {b}", f"A {a} runs .", f"There is a {b} ."]))
+            k += 1
+        splits[split] = items
+    return splits
+
+
+def write_flickr8k(root: Path, fmt: str, n_per_split: int = 3, image_folder: str = "Flicker8k_Dataset") -> Path:
+    """<root>/flickr8k/ in Karpathy's (``fmt="karpathy"``) or the original (``"original"``) format."""
+    folder = root / "flickr8k"
+    (folder / image_folder).mkdir(parents=True, exist_ok=True)
+    splits = fixture_images(n_per_split)
+    rng = np.random.default_rng(0)
+    for items in splits.values():
+        for name, _ in items:
+            Image.fromarray(rng.integers(0, 255, size=(40, 56, 3), dtype=np.uint8)).save(folder / image_folder / name)
+    if fmt == "karpathy":
+        images = [
+            {"filename": name, "split": split, "imgid": i, "sentences": [{"raw": c, "tokens": c.lower().split()} for c in caps]}
+            for split, items in splits.items() for i, (name, caps) in enumerate(items)
+        ]
+        (folder / "dataset_flickr8k.json").write_text(json.dumps({"images": images, "dataset": "flickr8k"}))
+    else:
+        lines = [f"{name}#{k}\t{c}" for items in splits.values() for name, caps in items for k, c in enumerate(caps)]
+        (folder / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
+        for split, file in (("train", "trainImages"), ("val", "devImages"), ("test", "testImages")):
+            (folder / f"Flickr_8k.{file}.txt").write_text("\n".join(name for name, _ in splits[split]) + "\n")
+    return folder

@@ -1,0 +1,182 @@
+import pytest
+import torch
+from torch import nn
+
+from attention_zoo.data.captions import CaptionConfig, CaptionData
+from attention_zoo.data.scenes import SceneObject
+from attention_zoo.data.text import BOS
+from attention_zoo.metrics.localization import object_word_hits
+from attention_zoo.models.image_encoder import ImageEncoder
+from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
+from attention_zoo.tasks.captioning import CaptioningTask, doubly_stochastic_penalty
+from attention_zoo.tasks.decoding import beam_search, greedy_decode
+
+VOCAB = 12
+
+
+def small_model(**overrides) -> ShowAttendTell:
+    torch.manual_seed(0)
+    options = dict(vocab_size=VOCAB, encoder="scenes_cnn", encoder_weights=None, fine_tune_encoder=True,
+                   embed_dim=8, hidden_dim=16, attention_dim=8, dropout=0.0)
+    return ShowAttendTell(ShowAttendTellConfig(**{**options, **overrides}))
+
+
+def test_attention_weights_sum_to_one_over_locations():
+    model = small_model()
+    out = model(torch.randn(2, 3, 64, 64), torch.randint(4, VOCAB, (2, 5)))
+    assert out["logits"].shape == (2, 5, VOCAB) and out["alphas"].shape == (2, 5, 64)  # 8x8 grid
+    assert torch.allclose(out["alphas"].sum(-1), torch.ones(2, 5), atol=1e-5) and (out["alphas"] >= 0).all()
+
+
+def test_initial_state_gate_and_deep_output_follow_the_equations():
+    model = small_model().eval()
+    features = torch.randn(2, 10, 128)  # cached annotation vectors (B, L, D)
+    memory = model.encode(features)
+    state = model.start(memory)
+    mean = features.mean(1)
+    assert torch.allclose(state["h"], torch.tanh(model.init_h(mean))) and torch.allclose(state["c"], torch.tanh(model.init_c(mean)))
+    prev = torch.tensor([BOS, 5])
+    log_probs, new_state, alpha = model.step(prev, state, memory)
+    z = torch.sigmoid(model.gate(state["h"])) * torch.einsum("bl,bld->bd", alpha, features)  # β_t Σ α_ti a_i
+    embedded = model.embedding(prev)
+    h, c = model.lstm(torch.cat([embedded, z], -1), (state["h"], state["c"]))
+    logits = model.out(embedded + model.out_h(h) + model.out_z(z))  # Eq. 7
+    assert torch.allclose(new_state["h"], h, atol=1e-6) and torch.allclose(log_probs, torch.log_softmax(logits, -1), atol=1e-5)
+
+
+def test_doubly_stochastic_penalty_equals_eq_14():
+    torch.manual_seed(0)
+    alphas = torch.softmax(torch.randn(2, 4, 6), -1)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    expected = [sum((1 - sum(alphas[b, t, i] for t in range(4) if mask[b, t])) ** 2 for i in range(6)) for b in range(2)]
+    assert torch.allclose(doubly_stochastic_penalty(alphas, mask), torch.stack(expected), atol=1e-6)
+
+
+@pytest.mark.parametrize("attention", ["soft", "hard"])
+def test_beam_one_equals_greedy(attention):
+    model = small_model(attention=attention).eval()
+    images, no_len = torch.randn(3, 3, 64, 64), torch.zeros(3, dtype=torch.long)
+    greedy = greedy_decode(model, images, no_len, max_len_a=0.0, max_len_b=8)
+    beam = beam_search(model, images, no_len, beam=1, max_len_a=0.0, max_len_b=8)
+    assert [g.tokens for g in greedy] == [b.tokens for b in beam]
+    assert all(torch.allclose(g.attention, b.attention) for g, b in zip(greedy, beam))
+
+
+class _Data:
+    """The parts of CaptionData that the task's training step reads."""
+    references = {"test": [["a"]]}
+
+
+def test_hard_attention_has_finite_gradients_and_moves_the_baseline():
+    model = small_model(attention="hard", expected_context_prob=0.0).train()
+    task = CaptioningTask(_Data(), entropy_weight=0.1)
+    batch = {"src": torch.randn(4, 3, 64, 64), "captions": torch.cat([torch.full((4, 1), BOS), torch.randint(4, VOCAB, (4, 6))], 1)}
+    out = model(batch["src"], batch["captions"][:, :-1])
+    assert out["expected"].sum() == 0 and torch.isfinite(out["log_p_locations"]).all() and (out["log_p_locations"] <= 0).all()
+    step = task.training_step(model, batch)
+    step.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert model.attention.score.weight.grad.abs().sum() > 0  # REINFORCE reaches f_att through log p(s̃ | a)
+    first = float(model.reward_baseline)
+    assert first < 0  # 0.9 * 0 + 0.1 * (mean log p(y | s̃, a) < 0)
+    task.training_step(model, batch)
+    assert float(model.reward_baseline) != first
+
+
+def test_hard_attention_with_only_expected_context_computes_the_soft_model():
+    soft, hard = small_model(), small_model(attention="hard", expected_context_prob=1.0)
+    hard.load_state_dict(soft.state_dict())
+    images, captions = torch.randn(2, 3, 64, 64), torch.randint(4, VOCAB, (2, 5))
+    soft.train(), hard.train()
+    torch.manual_seed(1)
+    a = soft(images, captions)
+    torch.manual_seed(1)
+    b = hard(images, captions)
+    assert torch.allclose(a["logits"], b["logits"], atol=1e-5) and b["expected"].all()
+
+
+def test_localization_counts_colour_and_shape_words_at_their_attention_peak():
+    red = SceneObject("red", "circle", (0, 0, 16, 16))  # top-left quarter of a 32-px image
+    blue = SceneObject("blue", "square", (16, 16, 32, 32))
+    words = ["a", "red", "circle", "above", "a", "blue", "square", "<eos>"]
+    attention = torch.zeros(8, 4)  # 2x2 grid: cells 0 (top-left) .. 3 (bottom-right)
+    attention[:, 0] = 1.0
+    attention[5:7] = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    assert object_word_hits(words, attention, [red, blue], image_size=32) == (4, 4)
+    attention[6] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # "square" while looking at the circle
+    assert object_word_hits(words, attention, [red, blue], image_size=32) == (3, 4)
+    assert object_word_hits(["a", "green", "circle"], attention[:3], [red, blue], image_size=32) == (0, 2)  # not in the image
+
+
+def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):
+    with pytest.warns(UserWarning, match="random weights"):
+        vgg = ImageEncoder("vgg19", weights=None)
+    assert vgg(torch.randn(1, 3, 224, 224)).shape == (1, 196, 512)  # 14x14 conv5_4 grid (Sec. 4.3)
+    torch.manual_seed(3)
+    from torchvision.models import resnet50
+
+    reference = resnet50(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "resnet50.pth")
+    encoder = ImageEncoder("resnet50", weights=str(tmp_path / "resnet50.pth"))
+    assert torch.equal(encoder.trunk[0].weight, reference.conv1.weight)
+    assert encoder(torch.randn(1, 3, 224, 224)).shape == (1, 49, 2048)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        ImageEncoder("resnet50", weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(ValueError, match="valid: vgg19, vgg16, resnet50, resnet101, scenes_cnn"):
+        ImageEncoder("alexnet")
+
+
+def test_frozen_encoder_gets_no_gradient_and_keeps_its_batchnorm_statistics():
+    frozen, tuned = small_model(fine_tune_encoder=False).train(), small_model(fine_tune_encoder=True).train()
+    assert not frozen.encoder.trunk.training and tuned.encoder.trunk.training
+    for model in (frozen, tuned):
+        model(torch.randn(2, 3, 64, 64), torch.randint(4, VOCAB, (2, 3)))["logits"].sum().backward()
+    assert all(p.grad is None for p in frozen.encoder.parameters())
+    assert any(p.grad is not None for p in tuned.encoder.parameters())
+    bn = next(m for m in frozen.encoder.modules() if isinstance(m, nn.BatchNorm2d))
+    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+
+
+def test_feature_cache_runs_a_frozen_encoder_once_and_gives_the_same_outputs(tmp_path):
+    cfg = CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), name="scenes",
+                        scenes_images={"train": 6, "val": 2, "test": 2}, batch_size=4)
+    data = CaptionData(cfg, seed=0)
+    model = small_model(fine_tune_encoder=False).eval()
+    images = next(iter(data.val_batches()))["src"]
+    data.prepare(model, torch.device("cpu"))
+    cached = next(iter(data.val_batches()))["src"]
+    assert images.shape == (2, 3, 64, 64) and cached.shape == (2, 64, 128)
+    captions = torch.randint(4, VOCAB, (2, 4))
+    assert torch.allclose(model(images, captions)["logits"], model(cached, captions)["logits"], atol=1e-2)  # fp16 cache
+    assert len(list((tmp_path / "cache").glob("captions-scenes-features-*.pt"))) == 1
+    again = CaptionData(cfg, seed=0)
+    again.prepare(model, torch.device("cpu"))
+    assert torch.equal(again.features["val"], data.features["val"])
+    tuned = small_model(fine_tune_encoder=True)
+    third = CaptionData(cfg, seed=0)
+    third.prepare(tuned, torch.device("cpu"))
+    assert third.features is None  # a fine-tuned encoder cannot be cached
+
+
+def test_overfits_a_tiny_scenes_set_to_its_exact_captions(tmp_path):
+    cfg = CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), name="scenes",
+                        scenes_images={"train": 10, "val": 2, "test": 2}, batch_size=16, max_len=20)
+    data = CaptionData(cfg, seed=0)
+    torch.manual_seed(0)
+    model = ShowAttendTell(ShowAttendTellConfig(vocab_size=data.encoder.vocab_size, encoder="scenes_cnn", encoder_weights=None,
+                                                fine_tune_encoder=True, embed_dim=32, hidden_dim=64, attention_dim=32, dropout=0.0))
+    task = CaptioningTask(data, doubly_stochastic=0.0)
+    # train on each image's first reference only, so that the exact caption is well defined
+    batch = data.batch("train", list(range(10)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(150):
+        loss = task.training_step(model, batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    hyps = task.decode(model, batch["src"], beam=1)
+    produced = [data.encoder.decode(h.tokens) for h in hyps]
+    assert produced == [refs[0] for refs in data.references["train"]]
