@@ -14,7 +14,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
-	reproduce-cbam reproduce-nonlocal \
+	reproduce-cbam reproduce-nonlocal reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
 	results data-cifar10 data-multi30k clean
 
@@ -38,13 +38,16 @@ test-slow: $(STAMP) ## the long tests marked slow
 train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU budget (~1.5 h on 2 cores)
 	$(PY) -m attention_zoo.train experiment=resnet_cifar_cpu $(ARGS)
 
-bench: bench-resnet bench-cnn-attention bench-translation bench-transformer ## all speed measurements below
+bench: bench-resnet bench-cnn-attention bench-translation bench-transformer bench-captioning ## all speed measurements below
 
 bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
 	$(PY) scripts/bench_resnet.py $(ARGS)
 
 bench-cnn-attention: $(STAMP) ## ResNet-20 with each configs/block option: params, FLOPs, train/eval images/s, overhead vs plain
 	$(PY) scripts/bench_cnn_attention.py $(ARGS)
+
+bench-captioning: $(STAMP) ## Show-Attend-Tell on scenes: training and decoding captions/s, the feature cache's effect
+	$(PY) scripts/bench_captioning.py $(ARGS)
 
 bench-translation: $(STAMP) ## seq2seq/RNNsearch CPU presets: training tokens/s, padding share, decoding sentences/s
 	$(PY) scripts/bench_translation.py $(foreach e,seq2seq_cpu rnnsearch_cpu,--experiment $(e) \
@@ -90,6 +93,14 @@ reproduce-cbam: $(STAMP) ## Woo et al. 2018: ResNet-20 plain vs SE vs CBAM and i
 reproduce-nonlocal: $(STAMP) ## Wang et al. 2018: ResNet-20 plain vs the 4 non-local instantiations and placements, SEEDS="0 1 2"
 	$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) --group block \
 		--variants $(NONLOCAL_VARIANTS) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
+
+reproduce-show-attend-tell: $(STAMP) ## Xu et al. 2015 on Flickr8k, soft then hard attention (needs $$ATTN_ZOO_DATA/flickr8k; GPU advised)
+	$(PY) -m attention_zoo.train experiment=show_attend_tell $(ARGS)
+	$(PY) -m attention_zoo.train experiment=show_attend_tell_hard $(ARGS)
+
+reproduce-show-attend-tell-scenes: $(STAMP) ## Show-Attend-Tell on the generated scenes set, soft then hard attention (runs on a CPU)
+	$(PY) -m attention_zoo.train experiment=show_attend_tell_scenes $(ARGS)
+	$(PY) -m attention_zoo.train experiment=show_attend_tell_scenes_hard $(ARGS)
 
 figure-bleu-by-length: $(STAMP) ## Bahdanau Fig. 2 from the newest seq2seq and rnnsearch runs of $$BUDGET
 	$(if $(and $(call latest,$(call preset,seq2seq)),$(call latest,$(call preset,rnnsearch))), \

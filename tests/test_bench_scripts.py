@@ -70,3 +70,15 @@ def test_cnn_attention_bench_reports_cost_and_overhead_of_each_block(tmp_path):
     assert rows["cbam"]["parameters"] > rows["none"]["parameters"]
     assert rows["nonlocal_6blocks"]["mflops_per_image"] > rows["cbam"]["mflops_per_image"] > rows["none"]["mflops_per_image"]
     assert all(r["train_img_per_s"] > 0 and r["eval_time_ratio"] > 0 for r in rows.values())
+
+
+def test_captioning_bench_times_training_decoding_and_the_feature_cache(tmp_path):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, ATTN_ZOO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    run_script(env, "scripts/bench_captioning.py", "--steps", "2", "--warmup", "1", "--decode-images", "4",
+               "--override", "data.scenes_images={train: 60, val: 4, test: 4}", "--override", "model.hidden_dim=32",
+               "--json", str(out))
+    report = json.loads(out.read_text())
+    assert report["train_captions_per_s"] > 0 and set(report["decode_captions_per_s"]) == {"greedy", "beam3"}
+    cache = report["frozen_encoder_train_captions_per_s"]
+    assert cache["images"] > 0 and cache["cached_features"] > 0 and cache["speedup"] > 0

@@ -1,0 +1,91 @@
+"""Speed of Show-Attend-Tell: captions/s in training and in decoding, and what the feature cache buys.
+
+    python scripts/bench_captioning.py                                 # experiment show_attend_tell_scenes
+    python scripts/bench_captioning.py --override model.attention=hard --json out.json
+
+Training: captions/s of the experiment's model (encoder fine-tuned, as configured). Decoding:
+captions/s of greedy and beam search (the test's beam width) over the test images. Feature
+cache: training captions/s with the encoder frozen, once reading images (the encoder runs
+every step) and once reading the cached annotation vectors (``data.cache_features``), on the same
+batches. Uses the generated scenes set unless the experiment names another data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+
+from attention_zoo.build import build_data, build_model, build_task
+from attention_zoo.engine.optim import build_optimizer
+from attention_zoo.engine.runtime import hardware_summary
+from attention_zoo.train import CONFIG_DIR
+
+
+def train_captions_per_s(model, task, batches: list[dict], optim_cfg, warmup: int) -> float:
+    optimizer = build_optimizer(model, optim_cfg)
+    model.train()
+    elapsed, captions = 0.0, 0
+    for i, batch in enumerate(batches):
+        start = time.perf_counter()
+        loss = task.training_step(model, batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i >= warmup:
+            elapsed, captions = elapsed + time.perf_counter() - start, captions + len(batch["index"])
+    return round(captions / elapsed, 1)
+
+
+def decode_captions_per_s(model, task, src: torch.Tensor, beam: int) -> float:
+    model.eval()
+    start = time.perf_counter()
+    task.decode(model, src, beam)
+    return round(len(src) / (time.perf_counter() - start), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="show_attend_tell_scenes")
+    parser.add_argument("--override", action="append", default=[], help="a Hydra override, repeatable")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--decode-images", type=int, default=100)
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={args.experiment}", "task.figure_images=[]", *args.override])
+    torch.manual_seed(0)
+    data = build_data(cfg.data, cfg.seed)
+    task = build_task(cfg.task, data, None)
+    batches = [b for _, b in zip(range(args.warmup + args.steps), data.train_batches(epoch=0))]
+    test_src = data.batch("test", list(range(min(args.decode_images, len(data.references["test"])))))["src"]
+
+    model = build_model(cfg.model, data)
+    report = {"experiment": args.experiment, "overrides": args.override, "attention": cfg.model.attention,
+              "batch_size": cfg.data.batch_size, "hardware": hardware_summary(torch.device("cpu"))}
+    report["train_captions_per_s"] = train_captions_per_s(model, task, batches, cfg.optim, args.warmup)
+    report["decode_captions_per_s"] = {
+        "greedy": decode_captions_per_s(model, task, test_src, 1),
+        f"beam{task.test_beam}": decode_captions_per_s(model, task, test_src, task.test_beam),
+    }
+
+    cfg.model.fine_tune_encoder = False
+    frozen = build_model(cfg.model, data)
+    from_images = train_captions_per_s(frozen, task, batches, cfg.optim, args.warmup)
+    data.cache_features(frozen.encoder, f"bench-{cfg.model.encoder}-seed{cfg.seed}")
+    cached = [{**b, "src": data.features["train"][b["index"]].float()} for b in batches]
+    from_features = train_captions_per_s(frozen, task, cached, cfg.optim, args.warmup)
+    report["frozen_encoder_train_captions_per_s"] = {"images": from_images, "cached_features": from_features,
+                                                     "speedup": round(from_features / from_images, 2)}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
