@@ -29,11 +29,14 @@ def test_every_experiment_composes_and_resolves(compose_cfg, experiment):
 # Options that only make sense together with the translation data, model and task.
 TRANSLATION = {("data", "multi30k"), ("model", "seq2seq"), ("model", "rnnsearch"), ("model", "transformer"),
                ("task", "translation")}
+CAPTIONING = {("data", "flickr8k"), ("data", "scenes"), ("model", "show_attend_tell"), ("task", "captioning")}
 
 
 @pytest.mark.parametrize("group,option", GROUP_OPTIONS)
 def test_every_group_option_composes(compose_cfg, group, option):
     context = ["data=multi30k", "model=seq2seq", "task=translation"] if (group, option) in TRANSLATION else []
+    if (group, option) in CAPTIONING:
+        context = ["data=scenes", "model=show_attend_tell", "task=captioning"]
     if group in ("attention", "ablation"):  # variants of the Transformer
         context = ["experiment=transformer_cpu"]
     cfg = compose_cfg([*context, f"{group}={option}"])
