@@ -1,7 +1,8 @@
 """Evaluate and draw finished translation runs (Bahdanau et al. 2015, Figs. 2 and 3).
 
     python scripts/translation_report.py evaluate runs/rnnsearch_cpu/<run> --beam 1
-        decodes test2016 (or --split val) with the weights the run's test used (averaged.pt or best.pt) at another beam width / length
+        decodes test2016 (or --split val) with the weights the run's test used (averaged.pt or best.pt; --weights best.pt
+        picks another checkpoint of the run) at another beam width / length
         penalty; writes eval.<split>.beam<K>.json (scores, sacreBLEU signature, settings) and
         translations.<split>.beam<K>.<tgt> into the run directory.
     python scripts/translation_report.py by-length \\
@@ -104,8 +105,8 @@ def alignments(run: Path, sentences: list[int] | None, data_root: Path | None) -
     return figures
 
 
-def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, data_root: Path | None) -> dict:
-    cfg, data, model = load_run(run, data_root)
+def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, data_root: Path | None, weights: str | None = None) -> dict:
+    cfg, data, model = load_run(run, data_root, weights=weights)
     if length_penalty is not None:
         cfg.task.length_penalty = length_penalty
     task = build_task(cfg.task, data, None)
@@ -113,10 +114,10 @@ def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, dat
     metrics, hypotheses = task.translate(model, data.eval_batches(split), beam)
     seconds = time.perf_counter() - start
     scores = translation_scores(hypotheses, data.references[split], cfg.data.tgt)
-    tag = f"{split}.beam{beam}" + (f".lp{length_penalty:g}" if length_penalty is not None else "")
+    tag = f"{split}.beam{beam}" + (f".lp{length_penalty:g}" if length_penalty is not None else "") + (f".{Path(weights).stem}" if weights else "")
     (run / f"translations.{tag}.{cfg.data.tgt}").write_text("\n".join(hypotheses) + "\n")
     report = {
-        "run": str(run), "checkpoint": weights_used(run).name, "split": split, "beam": beam,
+        "run": str(run), "checkpoint": weights or weights_used(run).name, "split": split, "beam": beam,
         "length_penalty": cfg.task.length_penalty, "max_len": [cfg.task.max_len_a, cfg.task.max_len_b],
         **metrics, **scores, "decode_seconds": round(seconds, 1), "hardware": hardware_summary(next(model.parameters()).device),
     }
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     evaluation.add_argument("--beam", type=int, default=1, help="1 = greedy")
     evaluation.add_argument("--length-penalty", type=float, help="GNMT alpha; default: the run's")
     evaluation.add_argument("--data-root", type=Path, help="where multi30k/ lies, if not where the run found it")
+    evaluation.add_argument("--weights", help="a checkpoint file of the run, e.g. best.pt; default: the weights its test used")
     align = commands.add_parser("alignments", help="alignment matrices of a run's test sentences (Fig. 3)")
     align.add_argument("run", type=Path)
     align.add_argument("--sentences", type=int, nargs="+", help="test2016 lines (0-based); default: the run's config")
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
             print(label, "  ".join(f"{_bucket_label(b)}: {b['bleu']:.1f}" for b in entry["buckets"] if b["bleu"] is not None))
         print(f"wrote {args.out.with_suffix('.png')} and {args.out.with_suffix('.json')}")
     elif args.command == "evaluate":
-        report = evaluate(args.run, args.split, args.beam, args.length_penalty, args.data_root)
+        report = evaluate(args.run, args.split, args.beam, args.length_penalty, args.data_root, args.weights)
         print(json.dumps({k: report[k] for k in ("split", "beam", "loss", "ppl", "bleu", "tok_bleu", "chrf", "bleu_signature")}, indent=2))
     else:
         for path in alignments(args.run, args.sentences, args.data_root).values():

@@ -133,6 +133,12 @@ def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tin
     greedy = json.loads((run_dir / "eval.test2016.beam1.json").read_text())
     assert greedy["beam"] == 1 and greedy["bleu"] > 90
     assert (run_dir / "translations.test2016.beam1.en").read_text().splitlines() == EN
+    assert again["checkpoint"] == ("averaged.pt" if model == "transformer" else "best.pt")
+    if model == "transformer":  # another checkpoint of the run, on request
+        proc = report_script(tiny_runs["env"], "evaluate", str(run_dir), "--beam", "1", "--weights", "best.pt")
+        assert proc.returncode == 0, proc.stderr
+        best = json.loads((run_dir / "eval.test2016.beam1.best.json").read_text())
+        assert best["checkpoint"] == "best.pt" and best["loss"] != pytest.approx(own["loss"])
 
 
 def test_time_to_script_finds_the_first_epoch_reaching_a_validation_bleu(tiny_runs):
