@@ -161,7 +161,7 @@ def test_feature_cache_runs_a_frozen_encoder_once_and_gives_the_same_outputs(tmp
 
 def test_overfits_a_tiny_scenes_set_to_its_exact_captions(tmp_path):
     cfg = CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), name="scenes",
-                        scenes_images={"train": 10, "val": 2, "test": 2}, batch_size=16, max_len=20)
+                        scenes_images={"train": 10, "val": 2, "test": 2}, scenes_image_size=32, batch_size=16, max_len=20)
     data = CaptionData(cfg, seed=0)
     torch.manual_seed(0)
     model = ShowAttendTell(ShowAttendTellConfig(vocab_size=data.encoder.vocab_size, encoder="scenes_cnn", encoder_weights=None,
