@@ -15,16 +15,13 @@ with random weights and warns, since a frozen random encoder gives poor captions
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
 ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:

@@ -103,11 +103,12 @@ class CaptioningTask:
         loss_sum = tokens = hits = object_words = 0
         indices, captions = [], []
         for batch in batches:
+            src = model.encode(batch["src"])["annotations"]  # (B, L, D): the encoder runs once for loss and decoding
             targets = batch["captions"][:, 1:]
-            out = model(batch["src"], batch["captions"][:, :-1])
+            out = model(src, batch["captions"][:, :-1])
             loss_sum += float(F.cross_entropy(out["logits"].flatten(0, 1).float(), targets.flatten(), ignore_index=PAD, reduction="sum"))
             tokens += int(targets.ne(PAD).sum())
-            for index, hyp in zip(batch["index"].tolist(), self.decode(model, batch["src"], beam)):
+            for index, hyp in zip(batch["index"].tolist(), self.decode(model, src, beam)):
                 words = self.data.encoder.token_strings(hyp.tokens)
                 indices.append(index), captions.append(self.data.encoder.decode(hyp.tokens))
                 if self.data.objects is not None:
