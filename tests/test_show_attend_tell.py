@@ -123,8 +123,23 @@ def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):
     assert encoder(torch.randn(1, 3, 224, 224)).shape == (1, 49, 2048)
     with pytest.raises(FileNotFoundError, match="no such file"):
         ImageEncoder("resnet50", weights=str(tmp_path / "missing.pth"))
-    with pytest.raises(ValueError, match="valid: vgg19, vgg16, resnet50, resnet101, scenes_cnn"):
+    with pytest.raises(ValueError, match="valid: vgg19, vgg16, resnet50, resnet101, scenes_cnn, scenes_cnn_local"):
         ImageEncoder("alexnet")
+
+
+def test_scenes_encoders_receptive_fields():
+    """A cell of scenes_cnn_local sees 22 px (about one object); scenes_cnn's sees 38 px."""
+    def pixels_seen_by_cell(name: str, row: int, col: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        encoder = ImageEncoder(name, weights=None, fine_tune=True).eval()
+        image = torch.randn(1, 3, 64, 64, requires_grad=True)
+        encoder(image)[0, row * 8 + col].sum().backward()  # cell (row, col) of the 8x8 grid
+        return image.grad.abs().sum((0, 1)).ne(0)  # (64, 64): pixels this cell depends on
+
+    local, wide = pixels_seen_by_cell("scenes_cnn_local", 4, 4), pixels_seen_by_cell("scenes_cnn", 4, 4)
+    rows, cols = local.any(1).nonzero().squeeze(1), local.any(0).nonzero().squeeze(1)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (25, 46, 25, 46)  # 22 px around cell 32..39
+    assert wide.sum() > local.sum() and int(wide.any(1).sum()) == 38
 
 
 def test_frozen_encoder_gets_no_gradient_and_keeps_its_batchnorm_statistics():

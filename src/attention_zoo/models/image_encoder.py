@@ -6,7 +6,11 @@
 - ``resnet50`` / ``resnet101``: torchvision ResNet up to layer4 (7x7x2048 for 224 inputs).
 - ``scenes_cnn``: a small CNN for the generated scenes set (64x64 -> 8x8x128: four 3x3
   conv-BN-ReLU layers of 16, 32, 64, 128 channels, each of the first three followed by 2x2 max
-  pooling), trained with the captioner.
+  pooling), trained with the captioner. Receptive field 38 px: each cell sees most of the image.
+- ``scenes_cnn_local``: the same with a 1x1 last layer, receptive field 22 px, about one object
+  (objects are 12-21 px): a cell's annotation describes its own part of the image, as the
+  paper's motivation for lower conv features asks (Sec. 3.1.1), so attention has to move to an
+  object to read it.
 
 ImageNet weights (``weights="imagenet"``) come through torchvision's weights API, or from a
 local state-dict file (``weights=/path/to/vgg19.pth``); ``weights=None`` builds the network
@@ -21,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn")
+ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn", "scenes_cnn_local")
 
 
 def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
@@ -52,11 +56,11 @@ def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
     return nn.Sequential(*list(model.children())[:-2]), model.fc.in_features  # up to layer4
 
 
-def _scenes_cnn() -> tuple[nn.Module, int]:
-    def block(c_in: int, c_out: int) -> list[nn.Module]:
-        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+def _scenes_cnn(last_kernel: int) -> tuple[nn.Module, int]:
+    def block(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
+        return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
-    layers = [*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128)]
+    layers = [*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128, last_kernel)]
     return nn.Sequential(*layers), 128
 
 
@@ -67,7 +71,10 @@ class ImageEncoder(nn.Module):
         super().__init__()
         if name not in ENCODERS:
             raise ValueError(f"Unknown model.encoder {name!r}; valid: {', '.join(ENCODERS)}.")
-        self.trunk, self.dim = _scenes_cnn() if name == "scenes_cnn" else _torchvision_trunk(name, weights)
+        if name.startswith("scenes_cnn"):
+            self.trunk, self.dim = _scenes_cnn(last_kernel=1 if name == "scenes_cnn_local" else 3)
+        else:
+            self.trunk, self.dim = _torchvision_trunk(name, weights)
         self.frozen = not fine_tune
         if self.frozen:
             self.trunk.requires_grad_(False)
