@@ -127,6 +127,15 @@ def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):
         ImageEncoder("alexnet")
 
 
+def test_zero_initial_state_leaves_the_image_to_attention():
+    model = small_model(init_from_annotations=False).eval()
+    memory = model.encode(torch.randn(2, 3, 64, 64))
+    state = model.start(memory)
+    assert state["h"].abs().sum() == 0 and state["c"].abs().sum() == 0 and model.init_h is None
+    log_probs, _, _ = model.step(torch.full((2,), BOS), state, memory)
+    assert not torch.allclose(log_probs[0], log_probs[1])  # the image still reaches word 1, through ẑ_1
+
+
 def test_scenes_encoders_receptive_fields():
     """A cell of scenes_cnn_local sees 22 px (about one object); scenes_cnn's sees 38 px."""
     def pixels_seen_by_cell(name: str, row: int, col: int) -> torch.Tensor:

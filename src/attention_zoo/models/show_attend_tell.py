@@ -20,6 +20,10 @@ hard attention uses the most probable location (argmax α_t), not a sample, so t
 is deterministic. f_init and f_β are single linear layers (tanh for f_init, sigmoid for β):
 the paper does not give their depth.
 
+``init_from_annotations=False`` (an ablation, not in the paper) starts from h_0 = c_0 = 0: the
+decoder then learns what is in the image only through the attention contexts ẑ_t, not from the
+mean annotation, which summarizes every object before the first word.
+
 Departures: dropout (``dropout``) on the deep-output sum before L_o, a standard regularizer the
 paper mentions without placing; no tanh inside Eq. 7 (the authors' code adds one).
 """
@@ -52,6 +56,7 @@ class ShowAttendTellConfig:
     gate: bool = True  # β of Sec. 4.2.1
     dropout: float = 0.5
     expected_context_prob: float = 0.5  # hard attention: share of captions trained with the soft context
+    init_from_annotations: bool = True  # h_0, c_0 from the mean annotation (Sec. 3.1.2); False: zeros
 
 
 class ShowAttendTell(nn.Module):
@@ -63,7 +68,7 @@ class ShowAttendTell(nn.Module):
         self.encoder = ImageEncoder(cfg.encoder, cfg.encoder_weights, cfg.fine_tune_encoder)
         d, n, m = self.encoder.dim, cfg.hidden_dim, cfg.embed_dim
         self.embedding = nn.Embedding(cfg.vocab_size, m, padding_idx=PAD)  # E
-        self.init_h, self.init_c = nn.Linear(d, n), nn.Linear(d, n)  # f_init,h, f_init,c
+        self.init_h, self.init_c = (nn.Linear(d, n), nn.Linear(d, n)) if cfg.init_from_annotations else (None, None)  # f_init,h, f_init,c
         self.attention = AdditiveAttention(query_dim=n, key_dim=d, attention_dim=cfg.attention_dim, bias=True)  # f_att
         self.gate = nn.Linear(n, 1) if cfg.gate else None  # f_β
         self.lstm = nn.LSTMCell(m + d, n)
@@ -80,6 +85,9 @@ class ShowAttendTell(nn.Module):
 
     def start(self, memory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         mean = memory["annotations"].mean(dim=1)  # (B, D)
+        if self.init_h is None:
+            zeros = mean.new_zeros(len(mean), self.cfg.hidden_dim)  # (B, n)
+            return {"h": zeros, "c": zeros}
         return {"h": torch.tanh(self.init_h(mean)), "c": torch.tanh(self.init_c(mean))}
 
     def step(self, prev: torch.Tensor, state: dict, memory: dict) -> tuple[torch.Tensor, dict, torch.Tensor]:
