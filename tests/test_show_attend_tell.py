@@ -107,6 +107,10 @@ def test_localization_counts_colour_and_shape_words_at_their_attention_peak():
     attention[6] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # "square" while looking at the circle
     assert object_word_hits(words, attention, [red, blue], image_size=32) == (3, 4)
     assert object_word_hits(["a", "green", "circle"], attention[:3], [red, blue], image_size=32) == (0, 2)  # not in the image
+    # lag 1 scores the step before each word: "a" for "blue", "blue" for "square", both on the square
+    attention[4:7] = torch.tensor([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    assert object_word_hits(words, attention, [red, blue], image_size=32) == (3, 4)
+    assert object_word_hits(words, attention, [red, blue], image_size=32, lag=1) == (4, 4)
 
 
 def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):
