@@ -50,7 +50,7 @@ def test_scenes_run_reports_caption_metrics_localization_and_logs_attention_figu
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"bleu1", "bleu4", "meteor", "rouge_l", "cider", "localization", "loss"} <= set(metrics["test"])
     assert metrics["best_val"]["metric"] == "bleu4" and 0 <= metrics["test"]["localization"] <= 1
-    assert 0 <= metrics["test"]["localization_previous_step"] <= 1
+    assert all(0 <= metrics["test"][k] <= 1 for k in ("localization_previous_step", "object_precision", "object_recall"))
     captions = json.loads((run / "captions.test.beam3.json").read_text())
     assert len(captions) == 8 and all(c["references"] and isinstance(c["caption"], str) for c in captions)
     assert (run / "figures" / "attention_test_1.png").is_file()

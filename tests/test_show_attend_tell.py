@@ -5,7 +5,7 @@ from torch import nn
 from attention_zoo.data.captions import CaptionConfig, CaptionData
 from attention_zoo.data.scenes import SceneObject
 from attention_zoo.data.text import BOS
-from attention_zoo.metrics.localization import object_word_hits
+from attention_zoo.metrics.localization import SceneCaptionScores, named_objects, object_word_hits
 from attention_zoo.models.image_encoder import ImageEncoder
 from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
 from attention_zoo.tasks.captioning import CaptioningTask, doubly_stochastic_penalty
@@ -111,6 +111,14 @@ def test_localization_counts_colour_and_shape_words_at_their_attention_peak():
     attention[4:7] = torch.tensor([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
     assert object_word_hits(words, attention, [red, blue], image_size=32) == (3, 4)
     assert object_word_hits(words, attention, [red, blue], image_size=32, lag=1) == (4, 4)
+    green = SceneObject("green", "triangle", (0, 16, 16, 32))
+    assert named_objects(words, [red, blue, green]) == (2, 2, 2)  # both phrases right, the triangle not named
+    assert named_objects(["a", "red", "square", "and", "a", "red", "circle"], [red]) == (1, 2, 1)
+    scores = SceneCaptionScores(image_size=32)
+    scores.add(words, attention, [red, blue, green])
+    scores.add(["a", "green", "circle"], attention[:3], [red])
+    assert scores.summary() == {"localization": 3 / 6, "localization_previous_step": 4 / 6,
+                                "object_precision": 2 / 3, "object_recall": 2 / 4}
 
 
 def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):

@@ -16,6 +16,7 @@ lagged score tells such a look-ahead apart from attention that never finds the o
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Sequence
 
 import torch
@@ -50,3 +51,34 @@ def object_word_hits(
         x0, y0, x1, y1 = obj.box
         hits += int(x0 <= x < x1 and y0 <= y < y1)
     return hits, total
+
+
+def named_objects(words: Sequence[str], objects: Sequence[SceneObject]) -> tuple[int, int, int]:
+    """(phrases naming an object of the image, "<colour> <shape>" phrases, image objects named)
+    for one caption: the caption's object precision and recall, which bound its localization."""
+    present = {(o.colour, o.shape) for o in objects}
+    phrases = [(a, b) for a, b in zip(words, words[1:]) if a in COLOURS and b in SHAPES]
+    return sum(p in present for p in phrases), len(phrases), len(present & set(phrases))
+
+
+class SceneCaptionScores:
+    """Accumulates, over a split, localization (lag 0 and 1) and object precision / recall."""
+
+    def __init__(self, image_size: int):
+        self.image_size, self.counts = image_size, Counter()
+
+    def add(self, words: Sequence[str], attention: torch.Tensor, objects: Sequence[SceneObject]) -> None:
+        hits, object_words = object_word_hits(words, attention, objects, self.image_size)
+        hits_previous_step = object_word_hits(words, attention, objects, self.image_size, lag=1)[0]
+        right, phrases, named = named_objects(words, objects)
+        self.counts.update(hits=hits, hits_previous_step=hits_previous_step, object_words=object_words,
+                           right=right, phrases=phrases, named=named, objects=len(objects))
+
+    def summary(self) -> dict[str, float]:
+        c = self.counts
+        return {
+            "localization": c["hits"] / c["object_words"] if c["object_words"] else 0.0,
+            "localization_previous_step": c["hits_previous_step"] / c["object_words"] if c["object_words"] else 0.0,
+            "object_precision": c["right"] / c["phrases"] if c["phrases"] else 0.0,
+            "object_recall": c["named"] / c["objects"] if c["objects"] else 0.0,
+        }

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from attention_zoo.data.text import PAD
 from attention_zoo.engine.trainer import StepOutput
 from attention_zoo.metrics.caption import caption_scores
-from attention_zoo.metrics.localization import object_word_hits
+from attention_zoo.metrics.localization import SceneCaptionScores
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
 from attention_zoo.viz.caption_attention import plot_caption_attention
 
@@ -100,7 +100,8 @@ class CaptioningTask:
 
     def evaluate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], split: str = "val") -> dict[str, float]:
         beam = self.test_beam if split == "test" else 1
-        loss_sum = tokens = hits = hits_previous_step = object_words = 0
+        loss_sum = tokens = 0
+        scene_scores = SceneCaptionScores(self.data.cfg.scenes_image_size) if self.data.objects is not None else None
         indices, captions = [], []
         for batch in batches:
             src = model.encode(batch["src"])["annotations"]  # (B, L, D): the encoder runs once for loss and decoding
@@ -111,16 +112,12 @@ class CaptioningTask:
             for index, hyp in zip(batch["index"].tolist(), self.decode(model, src, beam)):
                 words = self.data.encoder.token_strings(hyp.tokens)
                 indices.append(index), captions.append(self.data.encoder.decode(hyp.tokens))
-                if self.data.objects is not None:
-                    objects, size = self.data.objects[split][index], self.data.cfg.scenes_image_size
-                    h, n = object_word_hits(words, hyp.attention, objects, size)
-                    hits, object_words = hits + h, object_words + n
-                    hits_previous_step += object_word_hits(words, hyp.attention, objects, size, lag=1)[0]
+                if scene_scores is not None:
+                    scene_scores.add(words, hyp.attention, self.data.objects[split][index])
         references = [self.data.references[split][i] for i in indices]
         metrics = {"loss": loss_sum / tokens, **caption_scores(captions, references, self.spice)}
-        if self.data.objects is not None:
-            metrics["localization"] = hits / object_words if object_words else 0.0
-            metrics["localization_previous_step"] = hits_previous_step / object_words if object_words else 0.0
+        if scene_scores is not None:
+            metrics.update(scene_scores.summary())
         if split == "test" and self.output_dir is not None:
             records = [{"index": i, "caption": c, "references": r} for i, c, r in zip(indices, captions, references)]
             (self.output_dir / f"captions.test.beam{beam}.json").write_text(json.dumps(records, indent=1) + "\n")
