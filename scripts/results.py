@@ -2,8 +2,9 @@
 
     python scripts/results.py collect runs/resnet_cifar_cpu/2026-11-23_22-06-36-044154
         copies the small record of a finished run (resolved config, Hydra overrides, metrics.json,
-        history.csv, train.log, curves.png, decoded translations, eval.*.json re-evaluations, figures/*.png; never checkpoints or W&B folders)
-        to results/runs/...
+        history.csv, train.log, curves.png, decoded translations and captions, eval.*.json re-evaluations, figures/*.png;
+        never checkpoints or W&B folders)
+        to results/runs/... (--no-figures leaves figures/ out, e.g. for the ablation runs of a grid)
     python scripts/results.py table results/resnet_cifar.spec.json
         aggregates the runs a spec names (mean ± std over seeds) into results/<name>.json and the
         table between the markers of results/<name>.md
@@ -25,12 +26,13 @@ RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", "metrics.json", "history
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 
 
-def collect(run_dir: Path, results_dir: Path = Path("results/runs")) -> Path:
+def collect(run_dir: Path, results_dir: Path = Path("results/runs"), figures: bool = True) -> Path:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     if metrics.get("status") != "completed":
         raise SystemExit(f"{run_dir} has not completed (status {metrics.get('status')!r}); nothing collected.")
     target = results_dir / metrics["experiment"] / run_dir.name
-    extras = [*run_dir.glob("translations.*"), *run_dir.glob("eval.*.json"), *run_dir.glob("figures/*.png")]
+    extras = [*run_dir.glob("translations.*"), *run_dir.glob("captions.*.json"), *run_dir.glob("eval.*.json"),
+              *(run_dir.glob("figures/*.png") if figures else [])]
     names = [*RECORD_FILES, *(str(p.relative_to(run_dir)) for p in extras)]
     for name in names:
         if (run_dir / name).exists():
@@ -108,12 +110,13 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     collect_cmd = sub.add_parser("collect")
     collect_cmd.add_argument("run_dirs", nargs="+", type=Path)
+    collect_cmd.add_argument("--no-figures", action="store_true", help="leave the run's figures/ out of the record")
     table_cmd = sub.add_parser("table")
     table_cmd.add_argument("specs", nargs="+", type=Path)
     args = parser.parse_args()
     if args.command == "collect":
         for run_dir in args.run_dirs:
-            print(collect(run_dir))
+            print(collect(run_dir, figures=not args.no_figures))
     else:
         for spec in args.specs:
             table(spec)

@@ -19,6 +19,7 @@ def _run(folder, seed, acc, status="completed"):
     (folder / "history.csv").write_text("epoch,train/loss\n1,0.5\n")
     (folder / "translations.test2016.en").write_text("A dog.\n")
     (folder / "eval.test2016.beam1.json").write_text(json.dumps({"bleu": acc * 30}))
+    (folder / "captions.test.beam3.json").write_text("[]")
     (folder / "figures").mkdir()
     (folder / "figures" / "alignment_test2016_0.png").write_bytes(b"\x89PNG")
     (folder / "last.pt").write_bytes(b"not collected")
@@ -31,8 +32,10 @@ def test_collect_copies_the_small_record_only(tmp_path):
     run = _run(tmp_path / "runs" / "exp" / "2026-01-01", 0, 0.9)
     target = results.collect(run, tmp_path / "results" / "runs")
     copied = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
-    assert copied == ["eval.test2016.beam1.json", "figures/alignment_test2016_0.png", "history.csv", "metrics.json",
-                      "translations.test2016.en"]
+    assert copied == ["captions.test.beam3.json", "eval.test2016.beam1.json", "figures/alignment_test2016_0.png", "history.csv",
+                      "metrics.json", "translations.test2016.en"]
+    lean = results.collect(run, tmp_path / "lean", figures=False)
+    assert not (lean / "figures").exists() and (lean / "captions.test.beam3.json").is_file()
     with pytest.raises(SystemExit, match="has not completed"):
         results.collect(_run(tmp_path / "runs" / "exp" / "b", 0, 0.9, status="running"), tmp_path / "out")
 
