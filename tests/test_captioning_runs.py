@@ -1,13 +1,15 @@
 """Captioning metrics and Show-Attend-Tell through the real entrypoint."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from attention_zoo.metrics.caption import caption_scores
 from captioning_fixtures import write_flickr8k
-from conftest import run_dirs, run_train
+from conftest import REPO, run_dirs, run_train
 from wandb_records import logged_history
 
 HYPOTHESES = ["a dog runs on the grass .", "A man rides a red bike", "two children play in the water"]
@@ -57,6 +59,15 @@ def test_scenes_run_reports_caption_metrics_localization_and_logs_attention_figu
     (wandb_run,) = (run / "wandb").glob("offline-run-*")
     logged = {key for row in logged_history(wandb_run) for key in row}
     assert {"figures/attention_test_0", "val/bleu4", "val/localization", "test/cider", "train/nll"} <= logged
+    # the report script re-scores the run with its best.pt exactly as its test did, and says where attention went
+    for command in ("evaluate", "where"):
+        proc = subprocess.run([sys.executable, "scripts/caption_report.py", command, str(run)], cwd=REPO, env=train_env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    rescored = json.loads((run / "eval.test.beam3.json").read_text())
+    assert all(rescored[k] == pytest.approx(v) for k, v in metrics["test"].items())
+    where = json.loads((run / "eval.test.where.json").read_text())["by_phrase"]
+    assert all(sum(v for k, v in shares.items() if k != "colour words") == pytest.approx(1, abs=1e-3) for shares in where.values())
 
 
 def test_flickr8k_run_with_a_frozen_encoder_caches_its_features(train_env, tmp_path):
