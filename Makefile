@@ -47,7 +47,7 @@ bench-cnn-attention: $(STAMP) ## ResNet-20 with each configs/block option: param
 	$(PY) scripts/bench_cnn_attention.py $(ARGS)
 
 bench-captioning: $(STAMP) ## Show-Attend-Tell on scenes: training and decoding captions/s, the feature cache's effect
-	$(PY) scripts/bench_captioning.py $(ARGS)
+	$(PY) scripts/bench_captioning.py $(if $(call latest,show_attend_tell_scenes),--checkpoint $(call latest,show_attend_tell_scenes)/best.pt) $(ARGS)
 
 bench-translation: $(STAMP) ## seq2seq/RNNsearch CPU presets: training tokens/s, padding share, decoding sentences/s
 	$(PY) scripts/bench_translation.py $(foreach e,seq2seq_cpu rnnsearch_cpu,--experiment $(e) \

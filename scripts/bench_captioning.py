@@ -1,10 +1,13 @@
 """Speed of Show-Attend-Tell: captions/s in training and in decoding, and what the feature cache buys.
 
     python scripts/bench_captioning.py                                 # experiment show_attend_tell_scenes
+    python scripts/bench_captioning.py --checkpoint runs/show_attend_tell_scenes/<run>/best.pt
     python scripts/bench_captioning.py --override model.attention=hard --json out.json
 
 Training: captions/s of the experiment's model (encoder fine-tuned, as configured). Decoding:
-captions/s of greedy and beam search (the test's beam width) over the test images. Feature
+captions/s of greedy and beam search (the test's beam width) over the test images; their speed
+depends on the caption lengths, so pass a trained run's --checkpoint (an untrained model's
+greedy captions run to the maximum length, its beam captions end at once). Feature
 cache: training captions/s with the encoder frozen, once reading images (the encoder runs
 every step) and once reading the cached annotation vectors (``data.cache_features``), on the same
 batches. Uses the generated scenes set unless the experiment names another data set.
@@ -21,6 +24,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from attention_zoo.build import build_data, build_model, build_task
+from attention_zoo.engine import checkpoint
 from attention_zoo.engine.optim import build_optimizer
 from attention_zoo.engine.runtime import hardware_summary
 from attention_zoo.train import CONFIG_DIR
@@ -41,11 +45,13 @@ def train_captions_per_s(model, task, batches: list[dict], optim_cfg, warmup: in
     return round(captions / elapsed, 1)
 
 
-def decode_captions_per_s(model, task, src: torch.Tensor, beam: int) -> float:
+def decode_captions_per_s(model, task, src: torch.Tensor, beam: int) -> tuple[float, float]:
+    """Captions/s of decoding ``src`` and the mean caption length in words."""
     model.eval()
     start = time.perf_counter()
-    task.decode(model, src, beam)
-    return round(len(src) / (time.perf_counter() - start), 1)
+    hypotheses = task.decode(model, src, beam)
+    per_s = round(len(src) / (time.perf_counter() - start), 1)
+    return per_s, round(sum(len(h.tokens) for h in hypotheses) / len(hypotheses), 2)
 
 
 def main() -> None:
@@ -55,6 +61,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--decode-images", type=int, default=100)
+    parser.add_argument("--checkpoint", help="trained weights (a run's best.pt) for the decoding measurement")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -69,10 +76,13 @@ def main() -> None:
     report = {"experiment": args.experiment, "overrides": args.override, "attention": cfg.model.attention,
               "batch_size": cfg.data.batch_size, "hardware": hardware_summary(torch.device("cpu"))}
     report["train_captions_per_s"] = train_captions_per_s(model, task, batches, cfg.optim, args.warmup)
-    report["decode_captions_per_s"] = {
-        "greedy": decode_captions_per_s(model, task, test_src, 1),
-        f"beam{task.test_beam}": decode_captions_per_s(model, task, test_src, task.test_beam),
-    }
+    if args.checkpoint:
+        model.load_state_dict(checkpoint.load(args.checkpoint, torch.device("cpu"))["model"])
+    report["decode_checkpoint"] = args.checkpoint or "none (untrained weights: caption lengths are not representative)"
+    report["decode_captions_per_s"], report["decode_mean_words"] = {}, {}
+    for name, beam in (("greedy", 1), (f"beam{task.test_beam}", task.test_beam)):
+        report["decode_captions_per_s"][name], report["decode_mean_words"][name] = decode_captions_per_s(
+            model, task, test_src, beam)
 
     cfg.model.fine_tune_encoder = False
     frozen = build_model(cfg.model, data)

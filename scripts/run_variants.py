@@ -7,20 +7,31 @@
 
 With --seeds, every variant runs once per seed (seed by seed: all variants of seed 0 first,
 so that a stopped grid has whole comparisons). For each run: a finished run (metrics.json) under runs/<experiment>/ with the same overrides
-is kept and skipped; an unfinished one (last.pt without metrics.json) is resumed; otherwise a new
-run starts. So the command can be stopped at any time and started again to go on where it was,
+is kept and skipped, and so is a run record committed under results/runs/<experiment>/ (by
+``scripts/results.py collect``) whose metrics.json lists the same overrides, so that a fresh clone
+goes on with the grid rather than repeating it; an unfinished run (last.pt without metrics.json)
+is resumed; otherwise a new run starts. So the command can be stopped at any time and started again to go on where it was,
 which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+
+def records_with(records_dir: Path, overrides: list[str]) -> list[Path]:
+    """Collected run records (results/runs/<experiment>/<run>) whose overrides held all of ``overrides``."""
+    return [
+        metrics.parent for metrics in sorted(records_dir.glob("*/metrics.json"))
+        if set(overrides) <= set(json.loads(metrics.read_text()).get("overrides", []))
+    ]
 
 
 def runs_with(experiment_dir: Path, overrides: list[str]) -> tuple[list[Path], list[Path]]:
@@ -43,6 +54,7 @@ def main() -> int:
     parser.add_argument("--group", required=True, help="config group whose options are the variants, e.g. attention")
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, help="run each variant with each seed (default: the config's seed)")
+    parser.add_argument("--records", default="results/runs", help="committed run records to count as finished runs")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run (after --)")
     args = parser.parse_args()
     experiment_dir = Path(os.environ.get("ATTN_ZOO_RUNS", "runs")) / args.experiment
@@ -52,6 +64,7 @@ def main() -> int:
             wanted = [f"experiment={args.experiment}", f"{args.group}={variant}", *seed, *args.overrides]
             label = " ".join([variant, *seed])
             finished, unfinished = runs_with(experiment_dir, wanted)
+            finished += records_with(Path(args.records) / args.experiment, wanted)
             if finished:
                 print(f"[{label}] done: {finished[-1]}", flush=True)
                 continue

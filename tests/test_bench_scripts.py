@@ -5,6 +5,11 @@ import os
 import subprocess
 import sys
 
+from hydra import compose, initialize_config_dir
+
+from attention_zoo.build import build_data, build_model
+from attention_zoo.engine import checkpoint
+from attention_zoo.train import CONFIG_DIR
 from conftest import REPO
 from multi30k_corpus import write_corpus
 
@@ -75,10 +80,16 @@ def test_cnn_attention_bench_reports_cost_and_overhead_of_each_block(tmp_path):
 def test_captioning_bench_times_training_decoding_and_the_feature_cache(tmp_path):
     out = tmp_path / "bench.json"
     env = dict(os.environ, ATTN_ZOO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    overrides = ["data.scenes_images={train: 60, val: 4, test: 4}", "model.hidden_dim=32"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=show_attend_tell_scenes", *overrides])
+    trained = build_model(cfg.model, build_data(cfg.data, cfg.seed))
+    checkpoint.save_atomic({"model": trained.state_dict()}, tmp_path / "best.pt")
     run_script(env, "scripts/bench_captioning.py", "--steps", "2", "--warmup", "1", "--decode-images", "4",
-               "--override", "data.scenes_images={train: 60, val: 4, test: 4}", "--override", "model.hidden_dim=32",
-               "--json", str(out))
+               *[f"--override={o}" for o in overrides], "--checkpoint", str(tmp_path / "best.pt"), "--json", str(out))
     report = json.loads(out.read_text())
     assert report["train_captions_per_s"] > 0 and set(report["decode_captions_per_s"]) == {"greedy", "beam3"}
+    assert report["decode_checkpoint"] == str(tmp_path / "best.pt")
+    assert all(0 <= words <= cfg.data.max_len for words in report["decode_mean_words"].values())
     cache = report["frozen_encoder_train_captions_per_s"]
     assert cache["images"] > 0 and cache["cached_features"] > 0 and cache["speedup"] > 0

@@ -48,3 +48,18 @@ def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_don
     assert [(c.seed, c.model.block_attention) for c in configs] == [(0, "none"), (0, "se"), (1, "none"), (1, "se")]
     second = subprocess.run(command, cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600)
     assert second.stdout.count("done:") == 4 and "[se seed=1] done" in second.stdout
+
+
+def test_a_committed_run_record_counts_as_finished(train_env, tmp_path):
+    wanted = [f"experiment={EXPERIMENT}", "optim=sgd", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
+    record = tmp_path / "records" / EXPERIMENT / "2026-01-01_00-00-00-000000"
+    record.mkdir(parents=True)
+    (record / "metrics.json").write_text(json.dumps({"overrides": [*wanted, "logger.mode=offline"]}))
+    done = subprocess.run(
+        [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "optim", "--variants", "sgd",
+         "--records", str(tmp_path / "records"), "--", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"],
+        cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"[sgd] done: {record}" in done.stdout
+    assert not run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)
