@@ -8,7 +8,7 @@
 With --seeds, every variant runs once per seed (seed by seed: all variants of seed 0 first,
 so that a stopped grid has whole comparisons). For each run: a finished run (metrics.json) under runs/<experiment>/ with the same overrides
 is kept and skipped, and so is a run record committed under results/runs/<experiment>/ (by
-``scripts/results.py collect``) whose metrics.json lists the same overrides, so that a fresh clone
+``scripts/results.py collect``, which keeps .hydra/overrides.yaml) with the same overrides, so that a fresh clone
 goes on with the grid rather than repeating it; an unfinished run (last.pt without metrics.json)
 is resumed; otherwise a new run starts. So the command can be stopped at any time and started again to go on where it was,
 which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
@@ -17,21 +17,12 @@ which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
-
-
-def records_with(records_dir: Path, overrides: list[str]) -> list[Path]:
-    """Collected run records (results/runs/<experiment>/<run>) whose overrides held all of ``overrides``."""
-    return [
-        metrics.parent for metrics in sorted(records_dir.glob("*/metrics.json"))
-        if set(overrides) <= set(json.loads(metrics.read_text()).get("overrides", []))
-    ]
 
 
 def runs_with(experiment_dir: Path, overrides: list[str]) -> tuple[list[Path], list[Path]]:
@@ -64,7 +55,7 @@ def main() -> int:
             wanted = [f"experiment={args.experiment}", f"{args.group}={variant}", *seed, *args.overrides]
             label = " ".join([variant, *seed])
             finished, unfinished = runs_with(experiment_dir, wanted)
-            finished += records_with(Path(args.records) / args.experiment, wanted)
+            finished += runs_with(Path(args.records) / args.experiment, wanted)[0]
             if finished:
                 print(f"[{label}] done: {finished[-1]}", flush=True)
                 continue

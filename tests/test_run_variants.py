@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 
 from conftest import REPO, SMOKE, run_dirs
@@ -53,8 +54,9 @@ def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_don
 def test_a_committed_run_record_counts_as_finished(train_env, tmp_path):
     wanted = [f"experiment={EXPERIMENT}", "optim=sgd", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
     record = tmp_path / "records" / EXPERIMENT / "2026-01-01_00-00-00-000000"
-    record.mkdir(parents=True)
-    (record / "metrics.json").write_text(json.dumps({"overrides": [*wanted, "logger.mode=offline"]}))
+    (record / ".hydra").mkdir(parents=True)
+    (record / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*wanted, "logger.mode=offline"]))
+    (record / "metrics.json").write_text(json.dumps({"status": "completed"}))
     done = subprocess.run(
         [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "optim", "--variants", "sgd",
          "--records", str(tmp_path / "records"), "--", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"],
