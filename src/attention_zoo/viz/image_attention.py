@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -100,6 +101,6 @@ def plot_maps(
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if title:  # wrapped to the figure's width (about 11 characters per inch at 9 pt)
+        fig.suptitle(textwrap.fill(title, width=int(11 * fig.get_figwidth())), fontsize=9)
     return save_figure(fig, path)
