@@ -9,6 +9,10 @@ RUNS := $(or $(ATTN_ZOO_RUNS),runs)
 # or two on a 2-core CPU; BUDGET=paper is the paper's recipe (GPU advised).
 BUDGET ?= cpu
 preset = $(if $(filter paper,$(BUDGET)),$(1),$(if $(filter cpu,$(BUDGET)),$(1)_cpu,$(error BUDGET must be cpu or paper, not '$(BUDGET)')))
+define newline
+
+
+endef
 # the newest finished run of an experiment under $(RUNS)
 latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*/metrics.json))))
 
@@ -84,15 +88,19 @@ reproduce-generalized-attention: $(STAMP) ## Zhu et al. 2019 attention-term stud
 # Resumable: run the same command again to go on; finished (variant, seed) runs are skipped.
 # CIFAR-100: ARGS=data=cifar100.
 SEEDS ?= 0 1 2
-CBAM_VARIANTS := none se cbam cbam_avg_pool cbam_max_pool cbam_kernel3 cbam_spatial_channel cbam_parallel
-NONLOCAL_VARIANTS := none nonlocal_embedded nonlocal_gaussian nonlocal_dot nonlocal_concat nonlocal_stage1 nonlocal_stage3 nonlocal_2blocks nonlocal_6blocks
-reproduce-cbam: $(STAMP) ## Woo et al. 2018: ResNet-20 plain vs SE vs CBAM and its ablations, SEEDS="0 1 2" (BUDGET=cpu: 4 epochs, ~10 min a run)
-	$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) --group block \
-		--variants $(CBAM_VARIANTS) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
+# each grid runs its main comparison over all seeds first, then the ablations, so a grid stopped
+# part-way has whole main comparisons
+CBAM_MAIN := none se cbam
+CBAM_ABLATIONS := cbam_avg_pool cbam_max_pool cbam_kernel3 cbam_spatial_channel cbam_parallel
+NONLOCAL_MAIN := none nonlocal_embedded
+NONLOCAL_ABLATIONS := nonlocal_gaussian nonlocal_dot nonlocal_concat nonlocal_stage1 nonlocal_stage3 nonlocal_2blocks nonlocal_6blocks
+reproduce-cbam: $(STAMP) ## Woo et al. 2018: ResNet-20 plain vs SE vs CBAM and its ablations, SEEDS="0 1 2" (BUDGET=cpu: 4 epochs, 10-25 min a run)
+	$(foreach variants,CBAM_MAIN CBAM_ABLATIONS,$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) \
+		--group block --variants $($(variants)) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))$(newline))
 
 reproduce-nonlocal: $(STAMP) ## Wang et al. 2018: ResNet-20 plain vs the 4 non-local instantiations and placements, SEEDS="0 1 2"
-	$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) --group block \
-		--variants $(NONLOCAL_VARIANTS) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
+	$(foreach variants,NONLOCAL_MAIN NONLOCAL_ABLATIONS,$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) \
+		--group block --variants $($(variants)) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))$(newline))
 
 reproduce-show-attend-tell: $(STAMP) ## Xu et al. 2015 on Flickr8k, soft then hard attention (needs $$ATTN_ZOO_DATA/flickr8k; GPU advised)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell $(ARGS)

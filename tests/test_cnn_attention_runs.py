@@ -12,6 +12,7 @@ from attention_zoo.attention.non_local import NonLocalBlock
 from attention_zoo.attention.squeeze_excitation import SqueezeExcitation
 from attention_zoo.build import build_model
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
+from attention_zoo.tasks.classification import ClassificationTask, first_of_each_class
 from attention_zoo.viz.image_attention import cbam_spatial_maps, grad_cam, non_local_maps
 from conftest import REPO, SMOKE, run_dirs, run_train
 from wandb_records import logged_history
@@ -76,7 +77,18 @@ def test_figure_maps_have_the_feature_map_shapes_and_non_local_rows_are_weights(
     assert non_local_maps(CifarResNet(ResNetConfig(depth=8)), images, [(0.5, 0.5)]) == {}
 
 
-TINY = [*SMOKE[1:], "model.depth=14", "trainer.epochs=1", "task.figure_images=[0,1,2]"]
+def test_per_class_figure_images_take_the_first_test_image_of_each_class():
+    labels = torch.tensor([3, 3, 0, 1, 0, 2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    assert first_of_each_class(labels) == [2, 3, 5, 0, 8, 9, 10, 11, 12, 13]  # classes 0-9, 10 and 11 left out
+    assert first_of_each_class(torch.tensor([1, 1, 0]), limit=10) == [2, 0]
+
+
+def test_an_unknown_figure_images_word_is_refused_with_the_valid_forms():
+    with pytest.raises(ValueError, match="per_class"):
+        ClassificationTask(figure_images="first_ten")
+
+
+TINY = [*SMOKE[1:], "model.depth=14", "trainer.epochs=1"]
 
 
 def test_cbam_and_non_local_runs_draw_their_maps_and_log_them(train_env):

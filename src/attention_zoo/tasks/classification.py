@@ -15,6 +15,17 @@ from attention_zoo.metrics.accuracy import topk_correct
 from attention_zoo.viz.image_attention import cbam_spatial_maps, grad_cam, non_local_maps, plot_maps
 
 
+PER_CLASS = "per_class"
+PER_CLASS_LIMIT = 10
+
+
+def first_of_each_class(labels: torch.Tensor, limit: int = PER_CLASS_LIMIT) -> list[int]:
+    """Index of the first image of each of the first ``limit`` classes present in ``labels`` (N,),
+    so that figures show different classes whatever order the test set is stored in."""
+    classes = sorted(set(labels.tolist()))[:limit]
+    return [int((labels == c).nonzero()[0]) for c in classes]
+
+
 class ClassificationTask:
     monitor = "acc"
     monitor_mode = "max"
@@ -22,9 +33,16 @@ class ClassificationTask:
 
     def __init__(
         self, data=None, output_dir: str | Path | None = None, label_smoothing: float = 0.0,
-        figure_images: Sequence[int] = (), figure_queries: Sequence[Sequence[float]] = ((0.5, 0.5),),
+        figure_images: Sequence[int] | str = (), figure_queries: Sequence[Sequence[float]] = ((0.5, 0.5),),
     ):
         self.data, self.output_dir, self.label_smoothing = data, Path(output_dir) if output_dir else None, label_smoothing
+        if isinstance(figure_images, str):
+            if figure_images != PER_CLASS:
+                raise ValueError(
+                    f"task.figure_images={figure_images!r}: give a list of test indices, '{PER_CLASS}' "
+                    f"(the first test image of each of the first {PER_CLASS_LIMIT} classes), or [] for no figures."
+                )
+            figure_images = first_of_each_class(data.test.labels) if data is not None else []
         if figure_images and data is not None:
             n_test = len(data.test.labels)
             if any(not 0 <= i < n_test for i in figure_images):
