@@ -11,7 +11,9 @@
 
 A spec lists rows: {"label", "dataset", "metric" (dotted path in metrics.json, e.g. "test.acc"),
 "scale" (e.g. 100 for percent; a metric may name another JSON file of the record first,
-"eval.test2016.beam1.json:tok_bleu"), "runs" (record folders), "paper", "paper_source", "note"}.
+"eval.test2016.beam1.json:tok_bleu"), "runs" (record folders), "paper", "paper_source", "note",
+and optionally "cost": {"bench": a bench JSON under results/, "variant": its row} whose
+parameters, MFLOPs per image and images/s join the row and its table (a "cost" column)}.
 """
 
 from __future__ import annotations
@@ -71,21 +73,41 @@ def aggregate(row: dict, base: Path) -> dict:
         "paper_value": row.get("paper"),
         "paper_source": row.get("paper_source"),
         "note": row.get("note"),
+        **bench_cost(row.get("cost"), base),
     }
 
 
+COST_FIELDS = ("parameters", "mflops_per_image", "train_img_per_s", "eval_img_per_s", "train_time_ratio")
+
+
+def bench_cost(cost: dict | None, base: Path) -> dict:
+    """The cost fields of ``cost["variant"]`` in the bench JSON ``cost["bench"]``, by name; {} without a cost."""
+    if cost is None:
+        return {}
+    bench = json.loads((base / cost["bench"]).read_text())
+    matches = [r for r in bench["results"] if r["variant"] == cost["variant"]]
+    if not matches:
+        raise SystemExit(f"{cost['bench']} has no variant {cost['variant']!r}; it has {[r['variant'] for r in bench['results']]}.")
+    return {"cost_source": cost["bench"], **{field: matches[0][field] for field in COST_FIELDS}}
+
+
 def markdown(rows: list[dict], metric_name: str) -> str:
+    with_cost = any("parameters" in r for r in rows)
+    cost_header = " params / MFLOPs / train img/s (bench) |" if with_cost else ""
     lines = [
-        f"| model | data | {metric_name} (ours) | seeds | epochs | train time | hardware | paper | run records |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| model | data | {metric_name} (ours) | seeds | epochs | train time | hardware |{cost_header} paper | run records |",
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if with_cost else ""),
     ]
     for r in rows:
         ours = f"{r['value']:.2f}" + (f" ± {r['std']:.2f}" if r["std"] is not None else "")
         paper = "—" if r["paper_value"] is None else f"{r['paper_value']} ({r['paper_source']})"
         links = ", ".join(f"[{Path(run).name}]({run})" for run in r["runs"])
+        cost = ""
+        if with_cost:
+            cost = f" {r['parameters']:,} / {r['mflops_per_image']} / {r['train_img_per_s']} |" if "parameters" in r else " — |"
         lines.append(
             f"| {r['label']} | {r['dataset']} | {ours} | {', '.join(map(str, r['seeds']))} | "
-            f"{', '.join(map(str, r['epochs']))} | {r['wall_time_min']} min | {'; '.join(r['hardware'])} | {paper} | {links} |"
+            f"{', '.join(map(str, r['epochs']))} | {r['wall_time_min']} min | {'; '.join(r['hardware'])} |{cost} {paper} | {links} |"
         )
     return "\n".join(lines)
 

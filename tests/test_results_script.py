@@ -57,3 +57,25 @@ def test_table_aggregates_seeds_and_fills_the_marked_block(tmp_path):
     assert row["paper_value"] == 91.25 and row["wall_time_min"] == 2.0
     page = (base / "exp.md").read_text()
     assert "| M | D | 91.00 ± 1.41 | 0, 1 |" in page and "old" not in page and "prose stays" in page
+
+
+def test_a_cost_entry_joins_the_bench_figures_to_the_row_and_table(tmp_path):
+    base = tmp_path / "results"
+    _run(base / "runs" / "exp" / "s0", 0, 0.9)
+    (base / "bench").mkdir()
+    fields = {"parameters": 272986, "mflops_per_image": 81.9, "train_img_per_s": 133.8, "eval_img_per_s": 483.7, "train_time_ratio": 1.54}
+    (base / "bench" / "b.json").write_text(json.dumps({"results": [{"variant": "cbam", **fields}]}))
+    (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")
+    row = {"label": "M", "dataset": "D", "metric": "test.acc", "scale": 100, "runs": ["runs/exp/s0"]}
+    (base / "exp.spec.json").write_text(json.dumps({"name": "exp", "metric_name": "acc", "rows": [
+        {**row, "cost": {"bench": "bench/b.json", "variant": "cbam"}}, {**row, "label": "N"}]}))
+    results.table(base / "exp.spec.json")
+    with_cost, without = json.loads((base / "exp.json").read_text())
+    assert {k: with_cost[k] for k in fields} == fields and with_cost["cost_source"] == "bench/b.json"
+    assert "parameters" not in without
+    page = (base / "exp.md").read_text()
+    assert "| 272,986 / 81.9 / 133.8 |" in page and "| N | D | 90.00 | 0 | 3 | 2.0 min | CPU X (cpu, 2 threads) | — | — |" in page
+    (base / "exp.spec.json").write_text(json.dumps({"name": "exp", "metric_name": "acc", "rows": [
+        {**row, "cost": {"bench": "bench/b.json", "variant": "se"}}]}))
+    with pytest.raises(SystemExit, match="no variant 'se'"):
+        results.table(base / "exp.spec.json")
