@@ -9,10 +9,6 @@ RUNS := $(or $(ATTN_ZOO_RUNS),runs)
 # or two on a 2-core CPU; BUDGET=paper is the paper's recipe (GPU advised).
 BUDGET ?= cpu
 preset = $(if $(filter paper,$(BUDGET)),$(1),$(if $(filter cpu,$(BUDGET)),$(1)_cpu,$(error BUDGET must be cpu or paper, not '$(BUDGET)')))
-define newline
-
-
-endef
 # the newest finished run of an experiment under $(RUNS)
 latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*/metrics.json))))
 
@@ -94,13 +90,16 @@ CBAM_MAIN := none se cbam
 CBAM_ABLATIONS := cbam_avg_pool cbam_max_pool cbam_kernel3 cbam_spatial_channel cbam_parallel
 NONLOCAL_MAIN := none nonlocal_embedded
 NONLOCAL_ABLATIONS := nonlocal_gaussian nonlocal_dot nonlocal_concat nonlocal_stage1 nonlocal_stage3 nonlocal_2blocks nonlocal_6blocks
+# $(call block_grid,VARIANTS): one resumable run_variants.py grid of `block` options over $(SEEDS)
+block_grid = $(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) --group block \
+	--variants $(1) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
 reproduce-cbam: $(STAMP) ## Woo et al. 2018: ResNet-20 plain vs SE vs CBAM and its ablations, SEEDS="0 1 2" (BUDGET=cpu: 4 epochs, 10-25 min a run)
-	$(foreach variants,CBAM_MAIN CBAM_ABLATIONS,$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) \
-		--group block --variants $($(variants)) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))$(newline))
+	$(call block_grid,$(CBAM_MAIN))
+	$(call block_grid,$(CBAM_ABLATIONS))
 
 reproduce-nonlocal: $(STAMP) ## Wang et al. 2018: ResNet-20 plain vs the 4 non-local instantiations and placements, SEEDS="0 1 2"
-	$(foreach variants,NONLOCAL_MAIN NONLOCAL_ABLATIONS,$(PY) scripts/run_variants.py --experiment $(call preset,cifar_attention) \
-		--group block --variants $($(variants)) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))$(newline))
+	$(call block_grid,$(NONLOCAL_MAIN))
+	$(call block_grid,$(NONLOCAL_ABLATIONS))
 
 reproduce-show-attend-tell: $(STAMP) ## Xu et al. 2015 on Flickr8k, soft then hard attention (needs $$ATTN_ZOO_DATA/flickr8k; GPU advised)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell $(ARGS)
