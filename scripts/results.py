@@ -11,7 +11,10 @@
 
 A spec lists rows: {"label", "dataset", "metric" (dotted path in metrics.json, e.g. "test.acc"),
 "scale" (e.g. 100 for percent; a metric may name another JSON file of the record first,
-"eval.test2016.beam1.json:tok_bleu"), "runs" (record folders), "paper", "paper_source", "note",
+"eval.test2016.beam1.json:tok_bleu"), the runs as either "runs" (record folders) or "overrides"
+(the command line that made them, e.g. ["experiment=cifar_attention_cpu", "block=se"]: every record
+under runs/<experiment>/ whose .hydra/overrides.yaml holds these and otherwise only seed=, logger.
+or resume= overrides, one per seed, in seed order), "paper", "paper_source", "note",
 and optionally "cost": {"bench": a bench JSON under results/, "variant": its row} whose
 parameters, MFLOPs per image and images/s join the row and its table (a "cost" column)}.
 """
@@ -23,6 +26,8 @@ import json
 import shutil
 import statistics
 from pathlib import Path
+
+from attention_zoo.engine.run_record import runs_with
 
 RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", "metrics.json", "history.csv", "train.log", "curves.png")
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
@@ -49,11 +54,36 @@ def _get(tree: dict, dotted: str):
     return tree
 
 
+# overrides that do not change what a row compares: the seed it averages over, logging, resuming
+RUN_ONLY_OVERRIDES = ("seed=", "logger.", "resume=")
+
+
+def records_of(row: dict, base: Path) -> list[str]:
+    """The record folders (relative to ``base``) of a row: its "runs", or those its "overrides" made."""
+    if "runs" in row:
+        return row["runs"]
+    experiment = next((o.split("=", 1)[1] for o in row["overrides"] if o.startswith("experiment=")), None)
+    if experiment is None:
+        raise SystemExit(f"row {row['label']!r}: its overrides {row['overrides']} need an experiment=... entry.")
+    found = [d for d in runs_with(base / "runs" / experiment, row["overrides"], RUN_ONLY_OVERRIDES) if (d / "metrics.json").is_file()]
+    if not found:
+        raise SystemExit(f"row {row['label']!r}: no run record under {base / 'runs' / experiment} has the overrides "
+                         f"{row['overrides']}; collect finished runs with `python scripts/results.py collect RUN_DIR`.")
+    by_seed: dict[int, list[Path]] = {}
+    for record in found:
+        by_seed.setdefault(json.loads((record / "metrics.json").read_text())["seed"], []).append(record)
+    repeated = {seed: [d.name for d in dirs] for seed, dirs in by_seed.items() if len(dirs) > 1}
+    if repeated:
+        raise SystemExit(f"row {row['label']!r}: more than one record per seed {repeated}; remove the extra ones or list \"runs\".")
+    return [str(by_seed[seed][0].relative_to(base)) for seed in sorted(by_seed)]
+
+
 def aggregate(row: dict, base: Path) -> dict:
     """One results row: the spec's fields plus the measured mean/std and the runs' facts."""
-    runs = [json.loads((base / run / "metrics.json").read_text()) for run in row["runs"]]
+    records = records_of(row, base)
+    runs = [json.loads((base / run / "metrics.json").read_text()) for run in records]
     file, _, dotted = row["metric"].rpartition(":")
-    sources = [json.loads((base / run / file).read_text()) for run in row["runs"]] if file else runs
+    sources = [json.loads((base / run / file).read_text()) for run in records] if file else runs
     scale = row.get("scale", 1)
     values = [_get(m, dotted) * scale for m in sources]
     hardware = sorted({f"{m['hardware'].get('gpu') or m['hardware']['cpu']} ({m['hardware']['device']}, {m['hardware']['cpu_threads']} threads)" for m in runs})
@@ -69,7 +99,8 @@ def aggregate(row: dict, base: Path) -> dict:
         "wall_time_min": round(statistics.mean(m["wall_time_s"] for m in runs) / 60, 1),
         "hardware": hardware,
         "git_commit": sorted({m["git_commit"] for m in runs}),
-        "runs": row["runs"],
+        "runs": records,
+        **({"overrides": row["overrides"]} if "overrides" in row else {}),
         "paper_value": row.get("paper"),
         "paper_source": row.get("paper_source"),
         "note": row.get("note"),

@@ -22,21 +22,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from attention_zoo.engine.run_record import runs_with
 
 
-def runs_with(experiment_dir: Path, overrides: list[str]) -> tuple[list[Path], list[Path]]:
-    """(finished, unfinished) run dirs whose command line held all of ``overrides``, oldest first."""
-    finished, unfinished = [], []
-    for recorded in sorted(experiment_dir.glob("*/.hydra/overrides.yaml")):
-        run_dir = recorded.parent.parent
-        if not set(overrides) <= set(yaml.safe_load(recorded.read_text()) or []):
-            continue
-        if (run_dir / "metrics.json").is_file():
-            finished.append(run_dir)
-        elif (run_dir / "last.pt").is_file():
-            unfinished.append(run_dir)
-    return finished, unfinished
+def split_finished(run_dirs: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(finished: with metrics.json, unfinished: with last.pt only) of ``run_dirs``, order kept."""
+    finished = [d for d in run_dirs if (d / "metrics.json").is_file()]
+    return finished, [d for d in run_dirs if d not in finished and (d / "last.pt").is_file()]
 
 
 def main() -> int:
@@ -54,8 +46,8 @@ def main() -> int:
         for variant in args.variants:
             wanted = [f"experiment={args.experiment}", f"{args.group}={variant}", *seed, *args.overrides]
             label = " ".join([variant, *seed])
-            finished, unfinished = runs_with(experiment_dir, wanted)
-            finished += runs_with(Path(args.records) / args.experiment, wanted)[0]
+            finished, unfinished = split_finished(runs_with(experiment_dir, wanted))
+            finished += split_finished(runs_with(Path(args.records) / args.experiment, wanted))[0]
             if finished:
                 print(f"[{label}] done: {finished[-1]}", flush=True)
                 continue

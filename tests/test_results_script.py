@@ -79,3 +79,34 @@ def test_a_cost_entry_joins_the_bench_figures_to_the_row_and_table(tmp_path):
         {**row, "cost": {"bench": "bench/b.json", "variant": "se"}}]}))
     with pytest.raises(SystemExit, match="no variant 'se'"):
         results.table(base / "exp.spec.json")
+
+
+def _overrides(folder, *overrides):
+    (folder / ".hydra").mkdir()
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+
+
+def test_a_row_finds_its_records_by_overrides_one_per_seed_in_seed_order(tmp_path):
+    base = tmp_path / "results"
+    runs = base / "runs" / "exp"
+    for name, seed, acc, extra in (("a", 1, 0.92, ["block=se", "seed=1", "logger.mode=offline"]),
+                                   ("b", 0, 0.90, ["block=se", "resume=runs/exp/x"]),
+                                   ("c", 0, 0.50, ["block=none", "seed=0"]),
+                                   ("d", 0, 0.10, ["block=se", "data=cifar100"])):  # another comparison
+        _overrides(_run(runs / name, seed, acc), "experiment=exp", *extra)
+    _overrides(_run(runs / "e", 2, 0.99, status="running"), "experiment=exp", "block=se", "seed=2")
+    (runs / "e" / "metrics.json").unlink()  # an unfinished run holds no metrics.json
+    (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")
+    row = {"label": "SE", "dataset": "D", "metric": "test.acc", "scale": 100, "overrides": ["experiment=exp", "block=se"]}
+    (base / "exp.spec.json").write_text(json.dumps({"name": "exp", "metric_name": "acc", "rows": [row]}))
+    results.table(base / "exp.spec.json")
+    (made,) = json.loads((base / "exp.json").read_text())
+    assert made["runs"] == ["runs/exp/b", "runs/exp/a"] and made["seeds"] == [0, 1] and made["value"] == 91.0
+    assert made["overrides"] == ["experiment=exp", "block=se"]
+
+    _overrides(_run(runs / "f", 1, 0.93), "experiment=exp", "block=se", "seed=1")
+    with pytest.raises(SystemExit, match=r"more than one record per seed \{1: \['a', 'f'\]\}"):
+        results.table(base / "exp.spec.json")
+    (base / "exp.spec.json").write_text(json.dumps({"name": "exp", "metric_name": "acc", "rows": [{**row, "overrides": ["experiment=exp", "block=cbam"]}]}))
+    with pytest.raises(SystemExit, match="no run record under .* has the overrides"):
+        results.table(base / "exp.spec.json")

@@ -1,4 +1,5 @@
-"""What every run leaves in its directory, independent of W&B: metrics.json and history.csv."""
+"""What every run leaves in its directory, independent of W&B: metrics.json and history.csv; and
+finding runs by the overrides of their command line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+import yaml
 
 METRICS = "metrics.json"
 HISTORY = "history.csv"
@@ -35,3 +38,17 @@ def write_history(rows: Iterable[Mapping[str, Any]], path: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     _write_atomic(path, buffer.getvalue())
+
+
+def runs_with(experiment_dir: Path, overrides: Iterable[str], only_besides: tuple[str, ...] | None = None) -> list[Path]:
+    """Run dirs under ``experiment_dir`` whose command line (``.hydra/overrides.yaml``) held all of
+    ``overrides``, oldest first. With ``only_besides``, a run whose command line held any other
+    override not starting with one of those prefixes (e.g. ``("seed=", "logger.")``) is left out."""
+    wanted = set(overrides)
+    matches = []
+    for recorded in sorted(Path(experiment_dir).glob("*/.hydra/overrides.yaml")):
+        held = set(yaml.safe_load(recorded.read_text()) or [])
+        extra = held - wanted
+        if wanted <= held and (only_besides is None or all(o.startswith(only_besides) for o in extra)):
+            matches.append(recorded.parent.parent)
+    return matches
