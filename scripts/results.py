@@ -17,6 +17,8 @@ under runs/<experiment>/ whose .hydra/overrides.yaml holds these and otherwise o
 or resume= overrides, one per seed, in seed order), "paper", "paper_source", "note",
 and optionally "cost": {"bench": a bench JSON under results/, "variant": its row} whose
 parameters, MFLOPs per image and images/s join the row and its table (a "cost" column)}.
+A spec's optional "defaults" holds the fields its rows share (e.g. dataset, metric, scale, note);
+a row's own fields win.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def markdown(rows: list[dict], metric_name: str) -> str:
 def table(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     base = spec_path.parent
-    rows = [aggregate(row, base) for row in spec["rows"]]
+    rows = [aggregate({**spec.get("defaults", {}), **row}, base) for row in spec["rows"]]
     (base / f"{spec['name']}.json").write_text(json.dumps(rows, indent=2) + "\n")
     page = base / f"{spec['name']}.md"
     text = page.read_text()

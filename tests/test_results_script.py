@@ -110,3 +110,16 @@ def test_a_row_finds_its_records_by_overrides_one_per_seed_in_seed_order(tmp_pat
     (base / "exp.spec.json").write_text(json.dumps({"name": "exp", "metric_name": "acc", "rows": [{**row, "overrides": ["experiment=exp", "block=cbam"]}]}))
     with pytest.raises(SystemExit, match="no run record under .* has the overrides"):
         results.table(base / "exp.spec.json")
+
+
+def test_spec_defaults_fill_the_rows_and_a_rows_own_field_wins(tmp_path):
+    base = tmp_path / "results"
+    _run(base / "runs" / "exp" / "s0", 0, 0.9)
+    (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")
+    (base / "exp.spec.json").write_text(json.dumps({
+        "name": "exp", "metric_name": "acc", "defaults": {"dataset": "D", "metric": "test.acc", "scale": 100, "note": "n"},
+        "rows": [{"label": "A", "runs": ["runs/exp/s0"]}, {"label": "B", "runs": ["runs/exp/s0"], "scale": 1, "dataset": "E"}]}))
+    results.table(base / "exp.spec.json")
+    a, b = json.loads((base / "exp.json").read_text())
+    assert (a["dataset"], a["value"], a["note"]) == ("D", 90.0, "n")
+    assert (b["dataset"], b["value"], b["metric"]) == ("E", 0.9, "test.acc")
