@@ -19,6 +19,9 @@ and optionally "cost": {"bench": a bench JSON under results/, "variant": its row
 parameters, MFLOPs per image and images/s join the row and its table (a "cost" column)}.
 A spec's optional "defaults" holds the fields its rows share (e.g. dataset, metric, scale, note);
 a row's own fields win.
+A spec's optional "per_seed": {"baseline": NAME} also writes, between the per-seed markers of the
+page, every row's value per seed and its paired difference from the baseline row over the seeds
+both have (rows are named there by their short "name", e.g. "plain", "SE").
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from attention_zoo.engine.run_record import runs_with
 
 RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", "metrics.json", "history.csv", "train.log", "curves.png")
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+PER_SEED_START, PER_SEED_END = "<!-- per-seed-table:start -->", "<!-- per-seed-table:end -->"
 
 
 def collect(run_dir: Path, results_dir: Path = Path("results/runs"), figures: bool = True) -> Path:
@@ -92,11 +96,13 @@ def aggregate(row: dict, base: Path) -> dict:
     return {
         "experiment": runs[0]["experiment"],
         "label": row["label"],
+        "name": row.get("name"),
         "dataset": row["dataset"],
         "metric": row["metric"],
         "value": round(statistics.mean(values), 2),
         "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
         "seeds": [m["seed"] for m in runs],
+        "values": [round(v, 2) for v in values],
         "epochs": sorted({m["epochs"] for m in runs}),
         "wall_time_min": round(statistics.mean(m["wall_time_s"] for m in runs) / 60, 1),
         "hardware": hardware,
@@ -145,18 +151,49 @@ def markdown(rows: list[dict], metric_name: str) -> str:
     return "\n".join(lines)
 
 
+def _mean_std(values: list[float], sign: bool = False) -> str:
+    number = "{:+.2f}" if sign else "{:.2f}"
+    return number.format(statistics.mean(values)) + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+
+
+def per_seed_markdown(rows: list[dict], baseline_name: str) -> str:
+    """Each row's value per seed, and its paired difference from the baseline row on the seeds both have."""
+    names = [r["name"] for r in rows]
+    if None in names or baseline_name not in names:
+        raise SystemExit(f"per_seed needs a \"name\" on every row and a row named {baseline_name!r}; the names are {names}.")
+    baseline = dict(zip(rows[names.index(baseline_name)]["seeds"], rows[names.index(baseline_name)]["values"]))
+    seeds = sorted({seed for r in rows for seed in r["seeds"]})
+    lines = [f"| | {' | '.join(f'seed {s}' for s in seeds)} | mean ± std | − {baseline_name}, same seeds | seeds above {baseline_name} |",
+             "|---|" + "---|" * (len(seeds) + 3)]
+    for r in rows:
+        value_of = dict(zip(r["seeds"], r["values"]))
+        cells = [f"{value_of[s]:.2f}" if s in value_of else "—" for s in seeds]
+        differences = [value_of[s] - baseline[s] for s in seeds if s in value_of and s in baseline]
+        paired = "" if r["name"] == baseline_name or not differences else _mean_std(differences, sign=True)
+        above = "" if r["name"] == baseline_name or not differences else f"{sum(d > 0 for d in differences)} of {len(differences)}"
+        lines.append(f"| {r['name']} | {' | '.join(cells)} | {_mean_std(r['values'])} | {paired} | {above} |")
+    return "\n".join(lines)
+
+
+def _fill(text: str, start: str, end: str, body: str, page: Path) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``body``."""
+    if start not in text or end not in text:
+        raise SystemExit(f"{page} needs the markers {start} and {end} around its table.")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def table(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     base = spec_path.parent
     rows = [aggregate({**spec.get("defaults", {}), **row}, base) for row in spec["rows"]]
-    (base / f"{spec['name']}.json").write_text(json.dumps(rows, indent=2) + "\n")
     page = base / f"{spec['name']}.md"
-    text = page.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{page} needs the markers {START} and {END} around its table.")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    page.write_text(f"{head}{START}\n{markdown(rows, spec['metric_name'])}\n{END}{tail}")
+    text = _fill(page.read_text(), START, END, markdown(rows, spec["metric_name"]), page)
+    if "per_seed" in spec:
+        text = _fill(text, PER_SEED_START, PER_SEED_END, per_seed_markdown(rows, spec["per_seed"]["baseline"]), page)
+    (base / f"{spec['name']}.json").write_text(json.dumps(rows, indent=2) + "\n")  # both files only once both are made
+    page.write_text(text)
     print(f"wrote {page} and {base / (spec['name'] + '.json')}")
 
 

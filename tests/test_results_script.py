@@ -123,3 +123,34 @@ def test_spec_defaults_fill_the_rows_and_a_rows_own_field_wins(tmp_path):
     a, b = json.loads((base / "exp.json").read_text())
     assert (a["dataset"], a["value"], a["note"]) == ("D", 90.0, "n")
     assert (b["dataset"], b["value"], b["metric"]) == ("E", 0.9, "test.acc")
+
+
+def test_per_seed_table_pairs_each_row_with_the_baseline_on_shared_seeds(tmp_path):
+    base = tmp_path / "results"
+    for name, seed, acc in (("p0", 0, 0.70), ("p1", 1, 0.72), ("p2", 2, 0.71), ("a0", 0, 0.73), ("a2", 2, 0.705), ("b1", 1, 0.74)):
+        _run(base / "runs" / "exp" / name, seed, acc)
+    page = f"{results.START}\n{results.END}\n\n{results.PER_SEED_START}\nold\n{results.PER_SEED_END}\nprose\n"
+    (base / "exp.md").write_text(page)
+    spec = {"name": "exp", "metric_name": "acc", "per_seed": {"baseline": "plain"},
+            "defaults": {"dataset": "D", "metric": "test.acc", "scale": 100},
+            "rows": [{"label": "P", "name": "plain", "runs": ["runs/exp/p0", "runs/exp/p1", "runs/exp/p2"]},
+                     {"label": "A", "name": "A", "runs": ["runs/exp/a0", "runs/exp/a2"]},
+                     {"label": "B", "name": "B", "runs": ["runs/exp/b1"]}]}
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    results.table(base / "exp.spec.json")
+    text = (base / "exp.md").read_text()
+    assert "| | seed 0 | seed 1 | seed 2 | mean ± std | − plain, same seeds | seeds above plain |" in text
+    assert "| plain | 70.00 | 72.00 | 71.00 | 71.00 ± 1.00 |  |  |" in text
+    assert "| A | 73.00 | — | 70.50 | 71.75 ± 1.77 | +1.25 ± 2.47 | 1 of 2 |" in text  # +3.00 and -0.50
+    assert "| B | — | 74.00 | — | 74.00 | +2.00 | 1 of 1 |" in text
+    assert "old" not in text and text.endswith("prose\n")
+    assert json.loads((base / "exp.json").read_text())[1]["values"] == [73.0, 70.5]
+
+    (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")  # no per-seed markers
+    with pytest.raises(SystemExit, match="needs the markers <!-- per-seed-table:start -->"):
+        results.table(base / "exp.spec.json")
+    assert (base / "exp.md").read_text() == f"{results.START}\n{results.END}\n"  # left as it was
+    (base / "exp.spec.json").write_text(json.dumps({**spec, "per_seed": {"baseline": "none"}}))
+    (base / "exp.md").write_text(page)
+    with pytest.raises(SystemExit, match=r"a row named 'none'; the names are \['plain', 'A', 'B'\]"):
+        results.table(base / "exp.spec.json")
