@@ -37,6 +37,14 @@ def test_every_block_option_composes_builds_and_runs(compose_cfg, block):
     assert n_blocks == {"nonlocal_2blocks": 2, "nonlocal_6blocks": 6}.get(block, int(block.startswith("nonlocal")))
 
 
+@pytest.mark.parametrize("block", ["cbam", "nonlocal_embedded"])
+def test_the_data_switch_gives_both_grids_a_cifar100_head(compose_cfg, block):
+    cfg = compose_cfg(["experiment=cifar_attention_cpu", f"block={block}", "data=cifar100"])
+    assert cfg.data.name == "cifar100" and cfg.model.num_classes == 100
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True), _NoData())
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+
+
 def test_block_options_are_refused_for_other_models(compose_cfg):
     cfg = compose_cfg(["experiment=transformer_cpu", "block=cbam"])
     with pytest.raises(ValueError, match="apply to model=cifar_resnet, not transformer"):
