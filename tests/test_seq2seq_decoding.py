@@ -10,7 +10,8 @@ from attention_zoo.tasks.decoding import beam_search, greedy_decode
 def _model(kind="lstm", seed=0):
     torch.manual_seed(seed)
     if kind == "rnnsearch":
-        model = RNNSearch(RNNSearchConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, attention_dim=20, maxout_dim=12))
+        # PyTorch's init: the paper's N(0, 0.01²) weights make near-uniform outputs whose ties decoding tests cannot use
+        model = RNNSearch(RNNSearchConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, attention_dim=20, maxout_dim=12, init="pytorch"))
     else:
         model = Seq2Seq(Seq2SeqConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, num_layers=2, cell=kind, init_range=0.3))
     return model.eval()
@@ -56,7 +57,8 @@ def test_beam_one_equals_greedy(kind):
     model = _model(kind)
     src, lengths = _source()
     greedy = greedy_decode(model, src, lengths, max_len_a=2, max_len_b=3)
-    beam = beam_search(model, src, lengths, beam=1, length_penalty=0.6, max_len_a=2, max_len_b=3)
+    # the exact stop rule searches on past an early <eos> even at beam 1; first_k stops like greedy
+    beam = beam_search(model, src, lengths, beam=1, length_penalty=0.6, max_len_a=2, max_len_b=3, stop="first_k")
     assert [h.tokens for h in greedy] == [h.tokens for h in beam]
 
 

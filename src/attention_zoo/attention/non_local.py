@@ -21,8 +21,13 @@ block is the identity map and can be inserted into a pretrained network.
 
 ``dims=2`` works on images (B, C, H, W); ``dims=3`` on spacetime volumes (B, C, T, H, W), the
 paper's video block, where subsampling pools space only (1x2x2), as in the authors' code.
-Departure: no 1/sqrt(d) scaling in the embedded Gaussian, as in the paper (Sec. 3.2 notes it
-as the form of self-attention without it).
+As in the authors' code (facebookresearch/video-nonlocal-net: ``USE_SCALE``,
+``CONV_INIT_STD = 0.01``) and timm's ``NonLocalAttn``, and by default here: the embedded
+Gaussian divides θ(x_i)ᵀφ(x_j) by sqrt(C') before the softmax (``scale``), the scaled dot
+product of self-attention, which Sec. 3.2 relates it to; and the 1x1 convolutions θ, φ, g and
+W_z start from N(0, 0.01²) with zero biases (``conv_init_std``). The paper's text gives
+neither. ``scale=False, conv_init_std=None`` (no scaling, PyTorch's default convolution init)
+is how the 4-epoch non-local results committed before these defaults were trained.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ INSTANTIATIONS = ("gaussian", "embedded_gaussian", "dot_product", "concatenation
 class NonLocalBlock(nn.Module):
     def __init__(
         self, channels: int, instantiation: str = "embedded_gaussian", inner_channels: int | None = None,
-        subsample: bool = False, dims: int = 2, zero_init: bool = True,
+        subsample: bool = False, dims: int = 2, zero_init: bool = True, scale: bool = True,
+        conv_init_std: float | None = 0.01,
     ):
         super().__init__()
         if instantiation not in INSTANTIATIONS:
@@ -47,6 +53,7 @@ class NonLocalBlock(nn.Module):
         conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)
         inner = inner_channels or max(channels // 2, 1)
         self.instantiation, self.dims = instantiation, dims
+        self.scale = inner**-0.5 if scale and instantiation == "embedded_gaussian" else 1.0  # 1/sqrt(C') (authors' code)
         embedded = instantiation != "gaussian"
         self.theta = conv(channels, inner, 1) if embedded else None
         self.phi = conv(channels, inner, 1) if embedded else None
@@ -56,6 +63,11 @@ class NonLocalBlock(nn.Module):
         self.pool = (nn.MaxPool2d(2) if dims == 2 else nn.MaxPool3d((1, 2, 2))) if subsample else None
         self.w_z = conv(inner, channels, 1)
         self.bn = norm(channels)
+        if conv_init_std is not None:
+            for proj in (self.theta, self.phi, self.g, self.w_z):
+                if proj is not None:
+                    nn.init.normal_(proj.weight, std=conv_init_std)
+                    nn.init.zeros_(proj.bias)
         if zero_init:
             nn.init.zeros_(self.bn.weight)
 
@@ -71,7 +83,7 @@ class NonLocalBlock(nn.Module):
         query = (x if self.theta is None else self.theta(x)).flatten(2).transpose(1, 2)  # (B, N, C')
         key = self._keys(x, self.phi)  # (B, C', M)
         if self.instantiation in ("gaussian", "embedded_gaussian"):
-            return torch.softmax(query @ key, dim=-1)  # (B, N, M)
+            return torch.softmax((query @ key) * self.scale, dim=-1)  # (B, N, M)
         if self.instantiation == "dot_product":
             return (query @ key) / key.shape[-1]
         a, b = self.w_f  # (C',) each

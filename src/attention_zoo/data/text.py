@@ -128,8 +128,11 @@ def _strip_specials(ids: Iterable[int]) -> Iterator[int]:
             yield i
 
 
-def token_budget_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Index batches whose padded size (rows x longest side) stays within ``max_tokens``.
+def token_budget_batches(
+    src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int, max_sentences: int | None = None
+) -> list[list[int]]:
+    """Index batches whose padded size (rows x longest side) stays within ``max_tokens``, and
+    whose rows stay within ``max_sentences`` when given.
 
     Sentences are sorted by (source, target) length, then cut into consecutive batches, so a
     batch holds near-equal lengths and little padding (fairseq's batching). The partition is
@@ -142,7 +145,8 @@ def token_budget_batches(src_lens: Sequence[int], tgt_lens: Sequence[int], max_t
         length = max(src_lens[i], tgt_lens[i])
         if length > max_tokens:
             raise ValueError(f"Sentence {i} has {length} tokens, more than max_tokens={max_tokens}; raise the budget.")
-        if current and max(longest, length) * (len(current) + 1) > max_tokens:
+        full = max_sentences is not None and len(current) >= max_sentences
+        if current and (full or max(longest, length) * (len(current) + 1) > max_tokens):
             batches.append(current)
             current, longest = [], 0
         current.append(i)

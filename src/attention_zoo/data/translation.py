@@ -45,6 +45,7 @@ class TranslationConfig:
     vocab_size: int = 8000  # bpe/unigram
     joint_vocab: bool = False  # bpe/unigram: one model over both languages (shared embeddings)
     max_tokens: int = 4096  # per training batch, padded (rows x longest side)
+    max_sentences: int | None = None  # per training batch as well (Sutskever et al.: 128 sentences)
     eval_max_tokens: int = 8192
     max_train_len: int = 100  # drop training pairs with a longer side (in tokens)
     limit_train: int | None = None  # first N training pairs (smoke runs)
@@ -76,7 +77,8 @@ class TranslationData:
         self.train_batch_rows = [  # the fixed partition into batches; each epoch shuffles their order
             [keep[j] for j in batch]
             for batch in token_budget_batches(
-                [len(train["src"][i]) for i in keep], [len(train["tgt"][i]) + 2 for i in keep], cfg.max_tokens
+                [len(train["src"][i]) for i in keep], [len(train["tgt"][i]) + 2 for i in keep], cfg.max_tokens,
+                cfg.max_sentences,
             )
         ]
         self.num_train_batches = len(self.train_batch_rows)
@@ -97,7 +99,7 @@ class TranslationData:
             for lang in (self.cfg.src, self.cfg.tgt):
                 path = folder / multi30k.file_name(split, lang)
                 stamps.append((path.name, path.stat().st_size, path.stat().st_mtime_ns))
-        fields = {k: v for k, v in asdict(self.cfg).items() if k not in ("root", "cache_dir", "download", "max_tokens", "eval_max_tokens", "max_train_len")}
+        fields = {k: v for k, v in asdict(self.cfg).items() if k not in ("root", "cache_dir", "download", "max_tokens", "max_sentences", "eval_max_tokens", "max_train_len")}
         return hashlib.sha1(config_key({"config": fields, "files": stamps}).encode()).hexdigest()[:16]
 
     def _encode(self, raw: dict) -> dict:

@@ -13,6 +13,13 @@ Decoder (A.2.2), for target position i with previous state s_{i-1} and word y_{i
 with s_0 = tanh(W_s ←h_1). Paper sizes: n = 1000, m = 620 embeddings, l = 500, n' = 1000
 attention units.
 
+Initialization (``init``): ``bahdanau`` (the default) follows Appendix B.1: the recurrent
+matrices (U, U_z, U_r of both encoder directions and of the decoder) are random orthogonal
+matrices, one per gate; W_a and U_a are drawn from N(0, 0.001²); v_a and every bias are 0;
+every other weight matrix (embeddings included) from N(0, 0.01²). ``pytorch`` keeps PyTorch's
+defaults (uniform ±1/sqrt(fan)); the rnnsearch_cpu result committed before this default was
+trained with it.
+
 Departures: dropout on embeddings and before the output layer is available (0 = paper); GRUs
 come from ``torch.nn`` (the paper's gated units are the same GRU of Cho et al. 2014).
 """
@@ -38,11 +45,17 @@ class RNNSearchConfig:
     attention_dim: int = 1000  # n'
     maxout_dim: int = 500  # l
     dropout: float = 0.0
+    init: str = "bahdanau"  # bahdanau (App. B.1) | pytorch (the library defaults)
+
+
+INITS = ("bahdanau", "pytorch")
 
 
 class RNNSearch(nn.Module):
     def __init__(self, cfg: RNNSearchConfig):
         super().__init__()
+        if cfg.init not in INITS:
+            raise ValueError(f"Unknown model.init {cfg.init!r}; valid: {', '.join(INITS)}.")
         self.cfg = cfg
         n, m = cfg.hidden_dim, cfg.embed_dim
         self.src_embed = nn.Embedding(cfg.src_vocab, m, padding_idx=PAD)
@@ -56,6 +69,25 @@ class RNNSearch(nn.Module):
         self.out_context = nn.Linear(2 * n, 2 * cfg.maxout_dim, bias=False)  # C_o
         self.out = nn.Linear(cfg.maxout_dim, cfg.tgt_vocab)  # W_o
         self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.init == "bahdanau":
+            self._init_bahdanau()
+
+    def _init_bahdanau(self) -> None:
+        """Appendix B.1 (see the module docstring)."""
+        recurrent = {id(p) for p in (self.encoder.weight_hh_l0, self.encoder.weight_hh_l0_reverse, self.decoder.weight_hh)}
+        attention = {id(self.attention.query_proj.weight), id(self.attention.key_proj.weight)}  # W_a, U_a
+        for name, param in self.named_parameters():
+            if id(param) in recurrent:  # (3n, n): the r, z and candidate gates' matrices stacked
+                for gate in param.data.chunk(3, dim=0):
+                    nn.init.orthogonal_(gate)
+            elif id(param) in attention:
+                nn.init.normal_(param, std=0.001)
+            elif name.endswith("bias") or name.startswith("attention.score") or "bias_" in name:
+                nn.init.zeros_(param)  # v_a and every bias
+            else:
+                nn.init.normal_(param, std=0.01)
+        for embedding in (self.src_embed, self.tgt_embed):
+            embedding.weight.data[PAD].zero_()
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> dict[str, torch.Tensor]:
         embedded = self.dropout(self.src_embed(src))  # (B, S, m)

@@ -15,9 +15,11 @@ shared with RNNsearch):
 Soft attention (Sec. 4.2) uses ẑ_t above. Hard attention (Sec. 4.1) samples a location
 s_t ~ Multinoulli(α_t) and uses ẑ_t = β_t a_{s_t}; for each caption, with probability 0.5 the
 expected context (the soft one) is used instead (end of Sec. 4.1). Its REINFORCE terms, the
-moving-average baseline and the entropy bonus are in ``hard_attention_loss``. At test time
-hard attention uses the most probable location (argmax α_t), not a sample, so that decoding
-is deterministic. f_init and f_β are single linear layers (tanh for f_init, sigmoid for β):
+moving-average baseline and the entropy bonus are in ``tasks/captioning.py``. When it does not
+sample (validation, test, decoding), hard attention uses the expected context Σ_i α_ti a_i, as
+the authors' caption generator does when not sampling (``hard_decode=expected``, the default);
+``hard_decode=argmax`` takes the most probable location a_{argmax α_t} instead, the rule the
+scenes results committed before this default were decoded with. f_init and f_β are single linear layers (tanh for f_init, sigmoid for β):
 the paper does not give their depth.
 
 ``init_from_annotations=False`` (an ablation, not in the paper) starts from h_0 = c_0 = 0: the
@@ -41,6 +43,7 @@ from attention_zoo.data.text import PAD
 from attention_zoo.models.image_encoder import ImageEncoder
 
 ATTENTIONS = ("soft", "hard")
+HARD_DECODES = ("expected", "argmax")
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ShowAttendTellConfig:
     gate: bool = True  # β of Sec. 4.2.1
     dropout: float = 0.5
     expected_context_prob: float = 0.5  # hard attention: share of captions trained with the soft context
+    hard_decode: str = "expected"  # hard attention when not sampling: expected context | argmax location
     init_from_annotations: bool = True  # h_0, c_0 from the mean annotation (Sec. 3.1.2); False: zeros
 
 
@@ -64,6 +68,8 @@ class ShowAttendTell(nn.Module):
         super().__init__()
         if cfg.attention not in ATTENTIONS:
             raise ValueError(f"Unknown model.attention {cfg.attention!r}; valid: {', '.join(ATTENTIONS)}.")
+        if cfg.hard_decode not in HARD_DECODES:
+            raise ValueError(f"Unknown model.hard_decode {cfg.hard_decode!r}; valid: {', '.join(HARD_DECODES)}.")
         self.cfg = cfg
         self.encoder = ImageEncoder(cfg.encoder, cfg.encoder_weights, cfg.fine_tune_encoder)
         d, n, m = self.encoder.dim, cfg.hidden_dim, cfg.embed_dim
@@ -124,7 +130,7 @@ class ShowAttendTell(nn.Module):
         annotations = memory["annotations"]
         context, alpha = self.attention(h, annotations, memory["keys"])  # (B, D), (B, L)
         log_p = None
-        if self.cfg.attention == "hard":
+        if self.cfg.attention == "hard" and (sample or self.cfg.hard_decode == "argmax"):
             location = torch.multinomial(alpha.detach(), 1) if sample else alpha.argmax(-1, keepdim=True)  # (B, 1)
             chosen = annotations.gather(1, location[:, :, None].expand(-1, 1, annotations.shape[-1])).squeeze(1)  # a_{s_t}
             log_p = alpha.gather(1, location).squeeze(1).clamp_min(1e-12).log()  # (B,)

@@ -54,11 +54,12 @@ class CaptioningTask:
     def __init__(
         self, data, output_dir: str | Path | None = None, doubly_stochastic: float = 1.0, reinforce_weight: float = 1.0,
         entropy_weight: float = 0.01, baseline_decay: float = 0.9, test_beam: int = 3, max_len: int = 30,
-        figure_images: Sequence[int] = (), spice: bool | None = None,
+        figure_images: Sequence[int] = (), spice: bool | None = None, beam_stop: str = "exact",
     ):
         self.data, self.output_dir = data, Path(output_dir) if output_dir else None
         self.doubly_stochastic, self.reinforce_weight, self.entropy_weight = doubly_stochastic, reinforce_weight, entropy_weight
         self.baseline_decay, self.test_beam, self.max_len, self.spice = baseline_decay, test_beam, max_len, spice
+        self.beam_stop = beam_stop
         n_test = len(data.references["test"])
         if any(not 0 <= i < n_test for i in figure_images):
             raise ValueError(f"task.figure_images={list(figure_images)} must index the {n_test} test images; [] draws none.")
@@ -96,7 +97,7 @@ class CaptioningTask:
         no_length = torch.zeros(len(src), dtype=torch.long, device=src.device)
         if beam == 1:
             return greedy_decode(model, src, no_length, max_len_a=0.0, max_len_b=self.max_len + 1)
-        return beam_search(model, src, no_length, beam, 0.0, max_len_a=0.0, max_len_b=self.max_len + 1)
+        return beam_search(model, src, no_length, beam, 0.0, max_len_a=0.0, max_len_b=self.max_len + 1, stop=self.beam_stop)
 
     def evaluate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], split: str = "val") -> dict[str, float]:
         beam = self.test_beam if split == "test" else 1

@@ -8,8 +8,17 @@ reordered by indexing dim 0.
 Length rule: a hypothesis for a source of n tokens ends by ``max_len_a * n + max_len_b``
 tokens (EOS forced there). Beam scores are normalized by the GNMT length penalty
 lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, Eq. 14), used by Vaswani et al. Sec. 6.1 with α = 0.6;
-α = 0 ranks by total log-probability. A sentence's search stops once it holds ``beam``
-finished hypotheses. With beam 1 the search makes greedy's choices exactly.
+α = 0 ranks by total log-probability. With beam 1 the search makes greedy's choices exactly.
+
+When a sentence's search stops (``stop``):
+- ``exact`` (default): once no live hypothesis can still beat the best finished one. Log-
+  probabilities only fall as a hypothesis grows and lp only grows, so a live hypothesis of
+  log-probability s ends at most at s / lp(limit); the search goes on while that bound beats
+  the best finished score (the rule of fairseq's ``early_stopping=False``, and the one the
+  GNMT length penalty needs: a longer hypothesis can overtake shorter finished ones).
+- ``first_k``: once ``beam`` hypotheses have finished, however good the live ones still are.
+  It drops live beams that could still win and so favours short output; the translation
+  results committed before this rule became the default were decoded with it.
 """
 
 from __future__ import annotations
@@ -71,11 +80,22 @@ def greedy_decode(model, src, src_len, max_len_a: float = 1.5, max_len_b: int = 
     return results
 
 
+BEAM_STOPS = ("exact", "first_k")
+
+
+def length_penalty_factor(length: int | torch.Tensor, alpha: float):
+    """lp(Y) = ((5 + |Y|) / 6)^α, |Y| counting the <eos> (Wu et al. 2016, Eq. 14)."""
+    return ((5 + length) / 6) ** alpha
+
+
 @torch.no_grad()
 def beam_search(
-    model, src, src_len, beam: int = 5, length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10
+    model, src, src_len, beam: int = 5, length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
+    stop: str = "exact",
 ) -> list[Hypothesis]:
     """Best finished hypothesis per sentence, by log-probability / ((5 + |Y|) / 6)^length_penalty."""
+    if stop not in BEAM_STOPS:
+        raise ValueError(f"Unknown beam stop rule {stop!r}; valid: {', '.join(BEAM_STOPS)}.")
     batch, device = src.shape[0], src.device
     memory = model.encode(src, src_len)
     expand = torch.arange(batch, device=device).repeat_interleave(beam)  # (B*K,) sentence of each beam
@@ -88,6 +108,8 @@ def beam_search(
     history = torch.empty(batch * beam, 0, dtype=torch.long, device=device)  # (B*K, t)
     attn_history = None  # (B*K, t, S)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    done = [False] * batch
+    best_bound = length_penalty_factor(limits.view(batch, beam)[:, 0].float(), length_penalty).tolist()  # lp(limit) (B,)
     for t in range(int(limits.max())):
         log_probs, state, attention = model.step(prev, state, memory)  # (B*K, V)
         log_probs = _force_eos(log_probs, t + 1 >= limits)
@@ -104,20 +126,22 @@ def beam_search(
             kept = 0
             for j in range(2 * beam):
                 score = float(top_scores[b, j])
-                if score == float("-inf") or len(finished[b]) >= beam or kept == beam:
+                if score == float("-inf") or done[b] or kept == beam or (stop == "first_k" and len(finished[b]) >= beam):
                     break
                 origin = int(source_beam[b, j])
                 if int(token[b, j]) == EOS:
                     words = history[origin].tolist()
                     attn = attn_history[origin] if attn_history is not None else None
-                    finished[b].append(Hypothesis(words, score / ((5 + len(words) + 1) / 6) ** length_penalty, attn))
+                    finished[b].append(Hypothesis(words, score / length_penalty_factor(len(words) + 1, length_penalty), attn))
                 else:
                     keep_beam.append(origin), keep_token.append(int(token[b, j])), keep_score.append(score)
                     kept += 1
+            live = keep_score[len(keep_score) - kept :]
             while kept < beam:  # a finished (or exhausted) sentence keeps dead placeholder beams
                 keep_beam.append(b * beam), keep_token.append(EOS), keep_score.append(float("-inf"))
                 kept += 1
-        if all(len(f) >= beam for f in finished):
+            done[b] = done[b] or _search_over(finished[b], live, beam, stop, best_bound[b])
+        if all(done):
             break
         order = torch.tensor(keep_beam, device=device)
         prev = torch.tensor(keep_token, device=device)
@@ -127,3 +151,13 @@ def beam_search(
         if attn_history is not None:
             attn_history = attn_history.index_select(0, order)
     return [max(f, key=lambda h: h.score) for f in finished]
+
+
+def _search_over(finished: list[Hypothesis], live_scores: list[float], beam: int, stop: str, lp_at_limit: float) -> bool:
+    """Whether a sentence's search may stop, given its finished hypotheses and the total
+    log-probabilities of its live ones (see the module docstring)."""
+    if not live_scores:
+        return True
+    if stop == "first_k":
+        return len(finished) >= beam
+    return bool(finished) and max(h.score for h in finished) >= max(live_scores) / lp_at_limit

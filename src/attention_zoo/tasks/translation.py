@@ -24,6 +24,9 @@ from attention_zoo.tasks.decoding import beam_search, greedy_decode
 from attention_zoo.viz.attention import plot_alignment, plot_heads
 
 log = logging.getLogger(__name__)
+# token: the loss is the mean over target tokens (fairseq, Vaswani et al.); sentence: summed over
+# each sentence's tokens and averaged over sentences (Sutskever et al. 2014, Bahdanau et al. 2015)
+LOSS_NORMALIZATIONS = ("token", "sentence")
 
 
 class TranslationTask:
@@ -34,10 +37,16 @@ class TranslationTask:
     def __init__(
         self, data, output_dir: str | Path | None = None, label_smoothing: float = 0.0, test_beam: int = 5,
         length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10, figure_sentences: Sequence[int] = (),
+        beam_stop: str = "exact", loss_normalization: str = "token",
     ):
+        if loss_normalization not in LOSS_NORMALIZATIONS:
+            raise ValueError(
+                f"Unknown task.loss_normalization {loss_normalization!r}; valid: {', '.join(LOSS_NORMALIZATIONS)}."
+            )
         self.data, self.output_dir = data, Path(output_dir) if output_dir else None
         self.label_smoothing, self.test_beam, self.length_penalty = label_smoothing, test_beam, length_penalty
-        self.max_len_a, self.max_len_b = max_len_a, max_len_b
+        self.max_len_a, self.max_len_b, self.beam_stop = max_len_a, max_len_b, beam_stop
+        self.loss_normalization = loss_normalization
         n_test = len(data.references["test2016"])
         if any(not 0 <= i < n_test for i in figure_sentences):
             raise ValueError(
@@ -53,6 +62,11 @@ class TranslationTask:
             logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=PAD, label_smoothing=self.label_smoothing
         )
         tokens = int(tgt_out.ne(PAD).sum())
+        if self.loss_normalization == "sentence":
+            # Gradient of Σ_tokens loss / sentences (Sutskever et al. Sec. 3.4); the value stays the
+            # per-token mean, so train/loss is comparable across presets.
+            scale = tokens / tgt_out.shape[0]
+            loss = loss + (scale - 1) * (loss - loss.detach())
         return StepOutput(loss=loss, count=tokens)
 
     def evaluate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], split: str = "val") -> dict[str, float]:
@@ -68,6 +82,9 @@ class TranslationTask:
             log.info("sacreBLEU signature: %s", signature)
         return {**metrics, **scores}
 
+    def beam_search(self, model: nn.Module, src: torch.Tensor, src_len: torch.Tensor, beam: int):
+        return beam_search(model, src, src_len, beam, self.length_penalty, self.max_len_a, self.max_len_b, self.beam_stop)
+
     @torch.no_grad()
     def translate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], beam: int) -> tuple[dict[str, float], list[str]]:
         """Teacher-forced loss/perplexity of the batches and their detokenized translations in
@@ -79,7 +96,7 @@ class TranslationTask:
             nll += float(F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, reduction="sum"))
             tokens += int(tgt_out.ne(PAD).sum())
             if beam > 1:
-                hyps = beam_search(model, batch["src"], batch["src_len"], beam, self.length_penalty, self.max_len_a, self.max_len_b)
+                hyps = self.beam_search(model, batch["src"], batch["src_len"], beam)
             else:
                 hyps = greedy_decode(model, batch["src"], batch["src_len"], self.max_len_a, self.max_len_b)
             for row, hyp in zip(batch["index"].tolist(), hyps):
@@ -99,7 +116,7 @@ class TranslationTask:
         batch = self.data.batch("test2016", self.figure_sentences)
         src, src_len = batch["src"].to(device), batch["src_len"].to(device)
         model.eval()
-        hyps = beam_search(model, src, src_len, self.test_beam, self.length_penalty, self.max_len_a, self.max_len_b)
+        hyps = self.beam_search(model, src, src_len, self.test_beam)
         figures = {}
         for row, hyp, source, length in zip(self.figure_sentences, hyps, batch["src"], batch["src_len"].tolist()):
             if hyp.attention is None:
