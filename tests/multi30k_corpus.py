@@ -1,4 +1,10 @@
-"""A tiny Multi30k-format corpus (4 de-en pairs) written by the tests in the official file layout."""
+"""A tiny Multi30k-format corpus written by the tests in the official file layout.
+
+The three splits differ, so that scoring one split against another's references, or fitting
+the vocabulary on anything but train, shows: train holds 6 pairs (3 times over); val holds 2 of
+them and a pair with words train never has (VAL_ONLY); test holds the 4 pairs DE/EN in another
+order than train's (TEST_DE/TEST_EN), so a model that memorizes train can translate it.
+"""
 
 import gzip
 
@@ -6,13 +12,20 @@ from attention_zoo.data import multi30k
 
 DE = ["Ein Hund läuft im Park.", "Zwei Männer spielen Fußball.", "Eine Frau liest ein Buch.", "Ein Kind isst Eis."]
 EN = ["A dog runs in the park.", "Two men play soccer.", "A woman reads a book.", "A child eats ice cream."]
+TRAIN_DE = [*DE, "Ein Mann liest.", "Zwei Hunde spielen."]
+TRAIN_EN = [*EN, "A man reads.", "Two dogs play."]
+VAL_ONLY = ("Ein Pferd springt.", "A horse jumps.")  # Pferd, springt, horse, jumps: in no training sentence
+VAL_DE, VAL_EN = [TRAIN_DE[5], VAL_ONLY[0], TRAIN_DE[4]], [TRAIN_EN[5], VAL_ONLY[1], TRAIN_EN[4]]
+TEST_ORDER = [2, 0, 3, 1]
+TEST_DE, TEST_EN = [DE[i] for i in TEST_ORDER], [EN[i] for i in TEST_ORDER]
+SPLITS = {"train": (TRAIN_DE * 3, TRAIN_EN * 3), "val": (VAL_DE, VAL_EN), "test2016": (TEST_DE, TEST_EN)}
 
 
 def write_corpus(root):
     folder = root / "multi30k"
     folder.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val", "test2016"):
-        for lang, lines in (("de", DE), ("en", EN)):
+    for split, sides in SPLITS.items():
+        for lang, lines in zip(("de", "en"), sides):
             with gzip.open(folder / multi30k.file_name(split, lang), "wt", encoding="utf-8") as fh:
-                fh.write("\n".join(lines * (3 if split == "train" else 1)) + "\n")
+                fh.write("\n".join(lines) + "\n")
     return folder

@@ -8,13 +8,30 @@ import torch
 from attention_zoo.data import multi30k
 from attention_zoo.data.text import BOS, EOS, PAD, SubwordEncoder, WordEncoder, padding_share, shuffled, token_budget_batches
 from attention_zoo.data.translation import TranslationConfig, TranslationData
-from multi30k_corpus import DE, EN, write_corpus
+from multi30k_corpus import DE, EN, TEST_DE, TEST_EN, VAL_DE, VAL_EN, VAL_ONLY, write_corpus
 
 
 def test_pairs_are_read_aligned(tmp_path):
     write_corpus(tmp_path)
-    src, tgt = multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
-    assert src == DE and tgt == EN
+    for split, (de, en) in {"val": (VAL_DE, VAL_EN), "test2016": (TEST_DE, TEST_EN)}.items():
+        src, tgt = multi30k.load_pairs(tmp_path, split, "de", "en", download=False)
+        assert src == de and tgt == en
+
+
+@pytest.mark.parametrize("tokenizer", ["moses", "bpe"])
+def test_vocabulary_is_fitted_on_the_training_split_only(tmp_path, tokenizer):
+    write_corpus(tmp_path)
+    cfg = TranslationConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), download=False, min_freq=1,
+                            tokenizer=tokenizer, vocab_size=60, joint_vocab=True)
+    data = TranslationData(cfg, seed=0)
+    horse = data.ids["val"]["tgt"][1]  # "A horse jumps.": words of the val split only
+    if tokenizer == "moses":
+        assert "horse" not in data.tgt_encoder.itos and "Pferd" not in data.src_encoder.itos
+        assert horse.count(1) == 2  # <unk> for horse and jumps
+    else:  # a subword model fitted on train spells the unseen words in pieces, never as one token
+        assert len(horse) > len(data.tgt_encoder.token_strings(data.ids["train"]["tgt"][4]))
+        assert "▁horse" not in data.tgt_encoder._tok.get_vocab()
+    assert data.references["val"][1] == VAL_ONLY[1] and data.references["test2016"] == TEST_EN
 
 
 def test_missing_folder_names_path_and_download_command(tmp_path):
@@ -27,8 +44,8 @@ def test_missing_folder_names_path_and_download_command(tmp_path):
 def test_mismatched_line_counts_name_both_files(tmp_path):
     folder = write_corpus(tmp_path)
     with gzip.open(folder / "val.en.gz", "wt") as fh:
-        fh.write("\n".join(EN[:3]) + "\n")
-    with pytest.raises(multi30k.Multi30kError, match=r"val\.de\.gz has 4 lines, .*val\.en\.gz has 3"):
+        fh.write("\n".join(EN[:2]) + "\n")
+    with pytest.raises(multi30k.Multi30kError, match=r"val\.de\.gz has 3 lines, .*val\.en\.gz has 2"):
         multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
 
 

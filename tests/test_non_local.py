@@ -21,9 +21,12 @@ def test_a_fresh_block_is_the_identity_map(instantiation, dims, shape):
     assert torch.equal(block.train()(x), x)
 
 
-def test_embedded_gaussian_equals_softmax_attention_written_out():
+@pytest.mark.parametrize("scale", [True, False])
+def test_embedded_gaussian_equals_softmax_attention_written_out(scale):
+    """With 1/sqrt(C') inside the exponent (the authors' USE_SCALE) or without it (the paper's text);
+    weights drawn at std 0.5 so that the softmax is far from uniform and the factor shows."""
     torch.manual_seed(0)
-    block = _trained_like(NonLocalBlock(8, "embedded_gaussian"))
+    block = _trained_like(NonLocalBlock(8, "embedded_gaussian", scale=scale, conv_init_std=0.5))
     x = torch.randn(2, 8, 4, 5)
     B, C, H, W = x.shape
     theta = torch.einsum("oc,bchw->bhwo", block.theta.weight[:, :, 0, 0], x).reshape(B, H * W, -1) + block.theta.bias
@@ -32,7 +35,7 @@ def test_embedded_gaussian_equals_softmax_attention_written_out():
     z = torch.zeros(B, H * W, C)
     for b in range(B):
         for i in range(H * W):
-            f = torch.exp(theta[b, i] @ phi[b].T)  # (N,) Eq. 3
+            f = torch.exp(theta[b, i] @ phi[b].T * (theta.shape[-1] ** -0.5 if scale else 1.0))  # (N,) Eq. 3
             y_i = (f[:, None] * g[b]).sum(0) / f.sum()  # Eq. 1 with C(x) = Σ_j f
             z[b, i] = block.w_z.weight[:, :, 0, 0] @ y_i + block.w_z.bias
     bn = block.bn
@@ -96,3 +99,13 @@ def test_bad_settings_name_the_valid_choices():
         NonLocalBlock(8, "softmax")
     with pytest.raises(ValueError, match="dims must be 2 .* or 3"):
         NonLocalBlock(8, dims=1)
+
+
+def test_the_authors_init_draws_the_projections_at_std_0_01_and_zeroes_their_biases():
+    torch.manual_seed(0)
+    block = NonLocalBlock(64, "embedded_gaussian")
+    for proj in (block.theta, block.phi, block.g, block.w_z):
+        assert proj.weight.std().item() == pytest.approx(0.01, rel=0.1) and proj.weight.mean().abs() < 2e-3
+        assert torch.equal(proj.bias, torch.zeros_like(proj.bias))
+    default = NonLocalBlock(64, "embedded_gaussian", conv_init_std=None)  # PyTorch's: U(±1/sqrt(fan_in))
+    assert default.theta.weight.std().item() == pytest.approx((1 / 64) ** 0.5 / 3**0.5, rel=0.1)

@@ -10,7 +10,7 @@ import pytest
 
 from attention_zoo.metrics.bleu import bleu_by_length
 from conftest import REPO, run_dirs, run_train
-from multi30k_corpus import EN, write_corpus
+from multi30k_corpus import TEST_EN, write_corpus
 from wandb_records import logged_history
 
 MODELS = ("seq2seq", "rnnsearch", "transformer")
@@ -26,7 +26,7 @@ MODEL_OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory) -> dict:
-    """One finished run per model on 4 repeated sentence pairs (offline W&B), trained to memorize them
+    """One finished run per model on 6 repeated sentence pairs (offline W&B), trained to memorize them
     (the Transformer with a joint BPE vocabulary, tied embeddings and the last 3 epochs averaged)."""
     root = tmp_path_factory.mktemp("translation")
     write_corpus(root / "data")
@@ -48,7 +48,7 @@ def test_entrypoint_overfits_a_tiny_corpus_to_bleu_above_90(tiny_runs, model):
     run_dir = tiny_runs["runs"][model]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["bleu"] > 90, metrics["test"]
-    assert (run_dir / "translations.test2016.en").read_text().splitlines() == EN
+    assert (run_dir / "translations.test2016.en").read_text().splitlines() == TEST_EN
 
 
 def test_rnnsearch_run_draws_its_alignments_and_logs_them_to_wandb(tiny_runs):
@@ -91,9 +91,9 @@ def test_by_length_script_compares_the_two_runs_per_bucket(tiny_runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.with_suffix(".json").read_text())
     assert out.with_suffix(".png").stat().st_size > 0
-    lengths = [6, 5, 6, 5]  # Moses words of DE, the final period included
+    lengths = [6, 6, 5, 5]  # Moses words of TEST_DE, the final period included
     hyps = (runs["rnnsearch"] / "translations.test2016.en").read_text().splitlines()
-    assert report["runs"]["search"]["buckets"] == bleu_by_length(hyps, EN, lengths, [1, 6])
+    assert report["runs"]["search"]["buckets"] == bleu_by_length(hyps, TEST_EN, lengths, [1, 6])
     assert [b["sentences"] for b in report["runs"]["encdec"]["buckets"]] == [2, 2]
 
 
@@ -132,7 +132,7 @@ def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tin
     assert again["bleu"] == own["bleu"] and again["loss"] == pytest.approx(own["loss"])
     greedy = json.loads((run_dir / "eval.test2016.beam1.json").read_text())
     assert greedy["beam"] == 1 and greedy["bleu"] > 90
-    assert (run_dir / "translations.test2016.beam1.en").read_text().splitlines() == EN
+    assert (run_dir / "translations.test2016.beam1.en").read_text().splitlines() == TEST_EN
     assert again["checkpoint"] == ("averaged.pt" if model == "transformer" else "best.pt")
     if model == "transformer":  # another checkpoint of the run, on request
         proc = report_script(tiny_runs["env"], "evaluate", str(run_dir), "--beam", "1", "--weights", "best.pt")

@@ -60,7 +60,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], sweep_dir: str | None = None):
-    """Train and test one configuration; returns the test value of the monitored metric."""
+    """Train and test one configuration; returns the best validation value of the monitored
+    metric, which is what a Hydra sweeper optimizes: selection never sees the test split."""
     start = time.monotonic()
     commit = git_commit()  # the code this run starts from (HEAD may move while it trains)
     stored = None
@@ -134,6 +135,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
                 "best_val": {"metric": task.monitor, "value": state.best_metric, "epoch": state.best_epoch},
                 "final_val": {k[4:]: v for k, v in state.history[-1].items() if k.startswith("val/")} if state.history else {},
                 "test_weights": trainer.test_weights,
+                "test_details": getattr(task, "test_details", {}),
                 "epochs": state.epoch,
                 "steps": state.step,
                 "wall_time_s": round(state.elapsed_s, 1),
@@ -148,7 +150,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
             run_dir / METRICS,
         )
         log.info("test: %s", "  ".join(f"{k}={v:.4f}" for k, v in test.items()))
-        return test[task.monitor]
+        if state.best_metric is None:
+            log.warning("No validation value to return to a sweeper (no validation split); returning None.")
+        return state.best_metric
     except TrainingInterrupted as stop:
         log.warning("Stopped by %s; checkpoint saved: %s. Continue with resume=%s", stop, trainer.last_checkpoint, run_dir)
         exit_code = 128 + stop.signum

@@ -47,6 +47,7 @@ class TranslationTask:
         self.label_smoothing, self.test_beam, self.length_penalty = label_smoothing, test_beam, length_penalty
         self.max_len_a, self.max_len_b, self.beam_stop = max_len_a, max_len_b, beam_stop
         self.loss_normalization = loss_normalization
+        self.test_details: dict = {}
         n_test = len(data.references["test2016"])
         if any(not 0 <= i < n_test for i in figure_sentences):
             raise ValueError(
@@ -80,6 +81,10 @@ class TranslationTask:
         signature = scores.pop("bleu_signature")
         if split == "test":
             log.info("sacreBLEU signature: %s", signature)
+            self.test_details = {  # how the test numbers were made: metrics.json records it
+                "test_set": split_name, "bleu_signature": signature, "beam": beam, "length_penalty": self.length_penalty,
+                "beam_stop": self.beam_stop, "max_len": [self.max_len_a, self.max_len_b],
+            }
         return {**metrics, **scores}
 
     def beam_search(self, model: nn.Module, src: torch.Tensor, src_len: torch.Tensor, beam: int):

@@ -1,0 +1,234 @@
+"""Details that define each paper, each in a test that fails when the detail changes: the order of
+operations in a sub-layer, which encoder state starts the decoder, the init, every attention
+module's parameters being used, REINFORCE's gradient, and the decoding rule of hard attention."""
+
+import pytest
+import torch
+from torch import nn
+
+from attention_zoo.attention import build_block_attention
+from attention_zoo.attention.additive import AdditiveAttention
+from attention_zoo.attention.generalized import build_attention
+from attention_zoo.attention.non_local import INSTANTIATIONS, NonLocalBlock
+from attention_zoo.data.text import BOS
+from attention_zoo.models.resnet import CifarResNet, ResNetConfig
+from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
+from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
+from attention_zoo.models.transformer import EncoderLayer, Residual, TransformerConfig
+from attention_zoo.tasks.captioning import CaptioningTask
+
+
+def _live_layer_norm(d: int) -> nn.LayerNorm:
+    norm = nn.LayerNorm(d)
+    nn.init.normal_(norm.weight, 1.0, 0.5), nn.init.normal_(norm.bias, 0.0, 0.5)
+    return norm
+
+
+# --- Vaswani et al. 2017 Sec. 3.1: LayerNorm(x + Sublayer(x)) --------------------------------------
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_residual_wrapper_is_post_ln_or_pre_ln_as_written(norm_first):
+    torch.manual_seed(0)
+    residual = Residual(6, dropout=0.0, norm_first=norm_first)
+    residual.norm = _live_layer_norm(6)
+    f = nn.Linear(6, 6)
+    x = torch.randn(3, 4, 6) * 2 + 1
+    expected = x + f(residual.norm(x)) if norm_first else residual.norm(x + f(x))
+    assert torch.allclose(residual(x, f), expected, atol=1e-6)
+
+
+def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
+    torch.manual_seed(0)
+    cfg = TransformerConfig(src_vocab=10, tgt_vocab=10, d_model=8, heads=2, d_ff=16, dropout=0.0, attention_dropout=0.0)
+    layer = EncoderLayer(cfg).eval()
+    for residual in layer.residuals:
+        residual.norm = _live_layer_norm(8)
+    x, mask = torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool)
+    h = layer.residuals[0].norm(x + layer.self_attention(x, x, x, key_mask=mask)[0])
+    expected = layer.residuals[1].norm(h + layer.ffn(h))
+    assert torch.allclose(layer(x, mask), expected, atol=1e-5)
+
+
+# --- Bahdanau et al. 2015 ------------------------------------------------------------------------
+def _rnnsearch(init="bahdanau") -> RNNSearch:
+    torch.manual_seed(0)
+    return RNNSearch(RNNSearchConfig(src_vocab=20, tgt_vocab=15, embed_dim=6, hidden_dim=8, attention_dim=7, maxout_dim=5, init=init))
+
+
+def test_decoder_starts_from_the_backward_encoder_state_of_the_first_word():
+    """s_0 = tanh(W_s ←h_1) (App. A.2.2): ←h_1 has read the whole sentence backwards."""
+    model = _rnnsearch(init="pytorch")
+    src, src_len = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), torch.tensor([4, 2])
+    backward = nn.GRU(6, 8, batch_first=True)
+    backward.load_state_dict({k.removesuffix("_reverse"): v for k, v in model.encoder.state_dict().items() if k.endswith("_reverse")})
+    for row, n in enumerate(src_len.tolist()):
+        words = model.src_embed(src[row : row + 1, :n]).flip(1)  # (1, n, m): last word first
+        _, h_first = backward(words)  # ←h_1 (1, 1, n)
+        s0 = model.start(model.encode(src, src_len))["s"][row]
+        assert torch.allclose(s0, torch.tanh(model.init_state(h_first[0, 0])), atol=1e-6)
+
+
+def test_rnnsearch_init_follows_appendix_b1():
+    model = _rnnsearch()
+    for matrix in (model.encoder.weight_hh_l0, model.encoder.weight_hh_l0_reverse, model.decoder.weight_hh):
+        for gate in matrix.detach().chunk(3, dim=0):  # r, z, candidate: each orthogonal
+            assert torch.allclose(gate @ gate.T, torch.eye(8), atol=1e-5)
+    big = RNNSearch(RNNSearchConfig(src_vocab=500, tgt_vocab=400, embed_dim=64, hidden_dim=64, attention_dim=64, maxout_dim=32))
+    assert big.attention.query_proj.weight.std().item() == pytest.approx(0.001, rel=0.1)  # W_a
+    assert big.attention.key_proj.weight.std().item() == pytest.approx(0.001, rel=0.1)  # U_a
+    assert torch.equal(big.attention.score.weight, torch.zeros_like(big.attention.score.weight))  # v_a
+    for name, param in big.named_parameters():
+        if "bias" in name:
+            assert torch.equal(param, torch.zeros_like(param)), name
+    for weight in (big.encoder.weight_ih_l0, big.out.weight, big.out_context.weight, big.init_state.weight, big.tgt_embed.weight[4:]):
+        assert weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert torch.equal(big.src_embed.weight[0], torch.zeros(64))  # <pad>
+    assert _rnnsearch("pytorch").encoder.weight_ih_l0.std().item() > 0.1  # the library default differs
+
+
+# --- every attention module's parameters are used ------------------------------------------------
+# A key's bias b adds q_i·b to every logit of query i, the same for every key, so the softmax
+# over keys ignores it: these parameters exist but cannot learn.
+SOFTMAX_INVARIANT = {("non-local-embedded_gaussian", "phi.bias"), ("generalized-1000", "w_k.bias"),
+                     ("generalized-1111", "w_k.bias"), ("generalized-0010", "w_k.bias")}
+
+
+def _modules_and_inputs():
+    torch.manual_seed(0)
+    image = torch.randn(4, 32, 6, 6)
+    yield "se", build_block_attention("se", 32), (image,)
+    for arrangement in ("channel_spatial", "spatial_channel", "parallel"):
+        yield f"cbam-{arrangement}", build_block_attention("cbam", 32, arrangement=arrangement), (image,)
+    for instantiation in INSTANTIATIONS:
+        yield f"non-local-{instantiation}", NonLocalBlock(32, instantiation), (image,)
+    query, keys = torch.randn(4, 10), torch.randn(4, 7, 12)
+    additive = AdditiveAttention(10, 12, 9, bias=True)
+    yield "additive", additive, (query, keys, None)
+    x = torch.randn(2, 5, 16)
+    for terms in ("1000", "1111", "0100", "0010", "0001"):
+        yield f"generalized-{terms}", build_attention(terms, 16, 2, None, None, 0.0), (x, x, x)
+
+
+def _unused_by_the_terms(name: str) -> set[str]:
+    """Projections a generalized-attention subset holds but its terms do not read: W^Q without E1
+    or E2, W^K without E1 or E3 (the module keeps MultiHeadAttention's four projections)."""
+    if not name.startswith("generalized-"):
+        return set()
+    e1, e2, e3, _ = (bit == "1" for bit in name.split("-")[1])
+    return ({"w_q.weight", "w_q.bias"} if not (e1 or e2) else set()) | ({"w_k.weight", "w_k.bias"} if not (e1 or e3) else set())
+
+
+def _output(name, module, inputs):
+    if name == "additive":
+        query, keys, _ = inputs
+        return module(query, keys, module.project_keys(keys))[0]
+    out = module(*inputs)
+    return out[0] if isinstance(out, tuple) else out
+
+
+@pytest.mark.parametrize("name,module,inputs", list(_modules_and_inputs()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_attention_parameter_gets_gradient_and_moves_in_training(name, module, inputs):
+    """Two SGD steps on a random regression target: the first opens zero-initialized gates (the
+    non-local BN scale), the second must move every parameter. An attention module replaced by
+    the identity, or a term dropped, leaves parameters without gradient."""
+    module.train()
+    target = torch.randn_like(_output(name, module, inputs))
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
+    for _ in range(2):
+        before = {k: v.detach().clone() for k, v in module.named_parameters()}
+        optimizer.zero_grad()
+        ((_output(name, module, inputs) - target) ** 2).mean().backward()
+        optimizer.step()
+    for key, param in module.named_parameters():
+        if key in _unused_by_the_terms(name):
+            assert param.grad is None or not param.grad.any(), f"{name}: {key} is read by no selected term"
+            continue
+        if (name, key) in SOFTMAX_INVARIANT:  # provably unused: its gradient is zero up to rounding
+            assert param.grad.abs().max() < 1e-6, f"{name}: {key}"
+            continue
+        assert param.grad is not None and param.grad.abs().sum() > 0, f"{name}: {key} gets no gradient"
+        assert not torch.equal(param.detach(), before[key]), f"{name}: {key} did not move"
+
+
+@pytest.mark.parametrize("option", [{"block_attention": "se", "block_attention_options": {"reduction": 4}},
+                                    {"block_attention": "cbam", "block_attention_options": {"reduction": 4}},
+                                    {"non_local_stages": (2,), "non_local_options": {"instantiation": "embedded_gaussian"}}])
+def test_attention_inside_the_resnet_is_trained_with_it(option):
+    """Inside the network too: an attention module replaced by the identity would leave its
+    parameters where they started (a plain ResNet memorizes a batch without them)."""
+    torch.manual_seed(0)
+    model = CifarResNet(ResNetConfig(depth=14, widths=(16, 32, 64), **option))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    attention = {  # the SE/CBAM modules on the residual branches, or the non-local block
+        f"{name}.{key}": p for name, module in model.named_modules()
+        if name.endswith(".attention") or isinstance(module, NonLocalBlock)
+        for key, p in module.named_parameters() if key != "phi.bias"  # softmax-invariant, see above
+    }
+    assert len(attention) >= (5 if "non_local_stages" in option else 6 * 2)
+    for _ in range(2):
+        before = {k: p.detach().clone() for k, p in attention.items()}
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    moved = [k for k, p in attention.items() if not torch.equal(p.detach(), before[k])]
+    assert moved == list(attention), set(attention) - set(moved)
+
+
+# --- Xu et al. 2015 ------------------------------------------------------------------------------
+def _captioner(**overrides) -> ShowAttendTell:
+    torch.manual_seed(0)
+    options = dict(vocab_size=7, encoder="scenes_cnn", encoder_weights=None, fine_tune_encoder=True,
+                   embed_dim=5, hidden_dim=6, attention_dim=4, dropout=0.0)
+    return ShowAttendTell(ShowAttendTellConfig(**{**options, **overrides}))
+
+
+class _Data:
+    references = {"test": [["a"]]}
+
+
+def test_reinforce_alone_is_the_exact_gradient_of_the_expected_reward():
+    """Eq. 12 with entropy and Eq. 14 off, every caption sampling its location: averaged over many
+    sampled captions, the gradient reaching f_att equals, by enumeration of the L locations,
+    -(1/T) ∇ Σ_s p(s | a) log p(y | s, a) with the reward held fixed. (The baseline cancels in
+    expectation; starting it at the expected reward only lowers the sampling noise.)"""
+    model = _captioner(attention="hard", expected_context_prob=0.0).train()
+    task = CaptioningTask(_Data(), doubly_stochastic=0.0, entropy_weight=0.0, reinforce_weight=1.0)
+    annotations, word = torch.randn(1, 3, model.encoder.dim), 5  # L = 3 locations, a caption of T = 1 word
+
+    memory = model.encode(annotations)
+    state = model.start(memory)
+    _, alpha = model.attention(state["h"], memory["annotations"], memory["keys"])  # (1, L)
+    gate = torch.sigmoid(model.gate(state["h"]))
+    rewards = []
+    for s in range(3):
+        logits, _ = model._emit(torch.tensor([BOS]), gate * memory["annotations"][:, s], state)
+        rewards.append(torch.log_softmax(logits, -1)[0, word].detach())
+    rewards = torch.stack(rewards)  # (L,) log p(y | s, a)
+    (-(alpha[0] * rewards).sum()).backward()  # -(1/T) Σ_s p(s) R(s), T = 1
+    exact = [p.grad.clone() for p in model.attention.parameters()]
+
+    model.zero_grad()
+    model.reward_baseline.fill_(float(alpha[0].detach() @ rewards))
+    n = 40_000
+    batch = {"src": annotations.expand(n, -1, -1), "captions": torch.tensor([[BOS, word]]).expand(n, -1)}
+    torch.manual_seed(1)
+    task.training_step(model, batch).loss.backward()
+    for sampled, ex in zip((p.grad for p in model.attention.parameters()), exact):
+        assert ex.abs().sum() > 0
+        assert torch.allclose(sampled, ex, atol=0.03 * ex.abs().max().item())
+
+
+def test_hard_attention_decodes_with_the_expected_context_unless_asked_for_the_argmax():
+    soft = _captioner()
+    expected, argmax = _captioner(attention="hard"), _captioner(attention="hard", hard_decode="argmax")
+    expected.load_state_dict(soft.state_dict()), argmax.load_state_dict(soft.state_dict())
+    memory = soft.encode(torch.randn(2, 5, soft.encoder.dim))
+    prev = torch.tensor([BOS, BOS])
+    outputs = {}
+    for name, model in {"soft": soft, "expected": expected, "argmax": argmax}.items():
+        model.eval()
+        outputs[name] = model.step(prev, model.start(memory), memory)[0]
+    assert torch.allclose(outputs["expected"], outputs["soft"], atol=1e-6)
+    assert not torch.allclose(outputs["argmax"], outputs["soft"], atol=1e-4)
+    with pytest.raises(ValueError, match="valid: expected, argmax"):
+        _captioner(attention="hard", hard_decode="sample")
