@@ -16,7 +16,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*
 .PHONY: help venv test test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
 	reproduce-cbam reproduce-nonlocal reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
-	results data-cifar10 data-multi30k clean
+	results presets mutation data-cifar10 data-multi30k clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/[$$][$$]/$$/g' | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -114,6 +114,14 @@ figure-bleu-by-length: $(STAMP) ## Bahdanau Fig. 2 from the newest seq2seq and r
 		$(PY) scripts/translation_report.py by-length --run "seq2seq (no attention)=$(call latest,$(call preset,seq2seq))" \
 			--run "RNNsearch=$(call latest,$(call preset,rnnsearch))" --out $(RUNS)/bleu_by_source_length_$(BUDGET), \
 		@echo "Fig. 2 needs a finished run of both $(call preset,seq2seq) and $(call preset,rnnsearch) under $(RUNS)/")
+
+presets: $(STAMP) ## results/presets.md: every experiment preset beside its paper, batches measured on $$ATTN_ZOO_DATA
+	$(PY) scripts/presets.py
+
+mutation: $(STAMP) ## mutation testing of attention/, models/, tasks/decoding.py (mutmut 2; resumable, ~1-2 h on 2 cores) -> results/mutation.md
+	$(PY) -m pip install --quiet 'mutmut>=2.5,<3'
+	$(PY) scripts/mutation.py run $(if $(ONLY),--only $(ONLY))
+	$(PY) scripts/mutation.py report
 
 results: $(STAMP) ## regenerate results/*.md tables from the committed run records
 	$(PY) scripts/results.py table results/*.spec.json

@@ -123,3 +123,32 @@ def test_missing_data_names_the_paths_and_the_download_command(train_env, tmp_pa
     assert proc.returncode != 0
     assert str(tmp_path / "empty" / "cifar-10-batches-py") in out
     assert "scripts/download_data.py cifar10" in out
+
+
+# Hydra's launcher hands each job's JobReturn (from hydra.core.utils.run_job) to the sweeper; the
+# probe wraps run_job, which the launcher module looks up when Hydra loads its plugins.
+SWEEPER_PROBE = """
+import json, sys
+import hydra.core.utils as hydra_utils
+original = hydra_utils.run_job
+def run_job(*args, **kwargs):
+    job = original(*args, **kwargs)
+    print("SWEEPER_RECEIVES " + json.dumps(job.return_value), flush=True)
+    return job
+hydra_utils.run_job = run_job
+from attention_zoo.train import main
+sys.argv = ["attention_zoo.train", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_sweeper_receives_the_best_validation_value_never_the_test_value(train_env):
+    proc = subprocess.run([sys.executable, "-c", SWEEPER_PROBE, "-m", *SMOKE, "trainer.epochs=2", "seed=0,1"],
+                          cwd=REPO, env=train_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    received = [json.loads(x.split(" ", 1)[1]) for x in proc.stdout.splitlines() if x.startswith("SWEEPER_RECEIVES ")]
+    runs = sorted(_runs(train_env), key=lambda r: json.loads((r / "metrics.json").read_text())["seed"])
+    metrics = [json.loads((r / "metrics.json").read_text()) for r in runs]
+    assert received == [m["best_val"]["value"] for m in metrics]
+    history = [[float(row["val/acc"]) for row in csv.DictReader((r / "history.csv").open())] for r in runs]
+    assert received == [max(h) for h in history]  # the best epoch's validation accuracy

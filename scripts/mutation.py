@@ -1,0 +1,144 @@
+"""Mutation testing of the papers' mechanisms, models and decoding (mutmut 2), each source file
+against its own fast tests, then a report: results/mutation.md.
+
+    python scripts/mutation.py run [--only attention/cbam.py ...]   # = make mutation; resumable (.mutmut-cache)
+    python scripts/mutation.py report                                # the page from the cache
+
+mutmut 2 changes one operator, number, keyword, name or argument at a time, on disk, and runs the
+file's tests (stopping at the first failure); a mutant that no test notices "survives". String
+mutations are off: they change error-message text, which the tests match only in part. The
+report lists every survivor with its diff, and scripts/mutation_equivalent.yaml the survivors
+judged equivalent (the program computes the same thing), each with the reason.
+
+mutmut writes each mutant into the file on disk while its tests run: to keep working meanwhile,
+run it in a second checkout (`git worktree add ../attention-zoo-mutation`); the tests import the
+package from that checkout's src/ (PYTHONPATH), not from the editable install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = "src/attention_zoo"
+CACHE = REPO / ".mutmut-cache"
+EQUIVALENT = Path(__file__).with_name("mutation_equivalent.yaml")
+PAGE = REPO / "results" / "mutation.md"
+PAPER_DETAILS = "tests/test_paper_details.py"
+# source file -> the fast tests that guard it
+TARGETS = {
+    "attention/additive.py": ["tests/test_additive_attention.py", PAPER_DETAILS],
+    "attention/scaled_dot_product.py": ["tests/test_scaled_dot_product.py", "tests/test_transformer.py"],
+    "attention/generalized.py": ["tests/test_generalized_attention.py", PAPER_DETAILS],
+    "attention/positions.py": ["tests/test_transformer.py", "tests/test_generalized_attention.py"],
+    "attention/squeeze_excitation.py": ["tests/test_cbam.py", PAPER_DETAILS],
+    "attention/cbam.py": ["tests/test_cbam.py", PAPER_DETAILS],
+    "attention/non_local.py": ["tests/test_non_local.py", PAPER_DETAILS],
+    "attention/__init__.py": ["tests/test_cbam.py", "tests/test_resnet.py"],
+    "models/resnet.py": ["tests/test_resnet.py", PAPER_DETAILS],
+    "models/seq2seq.py": ["tests/test_seq2seq_decoding.py"],
+    "models/rnnsearch.py": ["tests/test_seq2seq_decoding.py", PAPER_DETAILS],
+    "models/transformer.py": ["tests/test_transformer.py", PAPER_DETAILS],
+    "models/show_attend_tell.py": ["tests/test_show_attend_tell.py", PAPER_DETAILS],
+    "models/image_encoder.py": ["tests/test_show_attend_tell.py"],
+    "tasks/decoding.py": ["tests/test_beam_search.py", "tests/test_seq2seq_decoding.py", "tests/test_transformer.py"],
+}
+DISABLED = "string,fstring,decorator"
+
+
+def run(only: list[str]) -> None:
+    for target, tests in TARGETS.items():
+        if only and target not in only:
+            continue
+        runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -m 'not slow' --timeout 300 {' '.join(tests)}"
+        print(f"== {target}: {' '.join(tests)}", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", f"{SRC}/{target}", "--runner", runner,
+             "--tests-dir", "tests", "--disable-mutation-types", DISABLED, "--no-progress", "--simple-output"],
+            cwd=REPO, check=False, env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        )
+
+
+def survivors() -> dict[str, list[tuple[int, str]]]:
+    """{source file: [(mutant id, diff)]} of the mutants that survived, from mutmut's cache."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for mutant_id in _ids("survived"):
+        diff = subprocess.run([sys.executable, "-m", "mutmut", "show", str(mutant_id)], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout
+        match = re.search(r"--- (\S+)", diff)
+        out.setdefault(match.group(1) if match else "?", []).append((mutant_id, diff.strip()))
+    return out
+
+
+def _ids(status: str) -> list[int]:
+    text = subprocess.run([sys.executable, "-m", "mutmut", "result-ids", status], cwd=REPO, capture_output=True,
+                          text=True, check=False).stdout
+    return [int(x) for x in text.split()]
+
+
+def counts() -> dict[str, dict[str, int]]:
+    """Per source file: mutants by status (ok_killed, bad_survived, bad_timeout, ...)."""
+    db = sqlite3.connect(CACHE)
+    rows = db.execute(
+        "SELECT sourcefile.filename, mutant.status, COUNT(*) FROM mutant JOIN line ON mutant.line = line.id "
+        "JOIN sourcefile ON line.sourcefile = sourcefile.id GROUP BY sourcefile.filename, mutant.status"
+    ).fetchall()
+    table: dict[str, dict[str, int]] = {}
+    for filename, status, n in rows:
+        table.setdefault(filename, {})[status] = n
+    return table
+
+
+def report() -> None:
+    equivalent = yaml.safe_load(EQUIVALENT.read_text()) or {} if EQUIVALENT.exists() else {}
+    lived = survivors()
+    lines = ["| source file | mutants | killed | timed out | survived | judged equivalent | score |", "|---|---|---|---|---|---|---|"]
+    totals = [0, 0, 0, 0, 0]
+    for filename, by_status in sorted(counts().items()):
+        n = sum(by_status.values())
+        killed, timeout = by_status.get("ok_killed", 0), by_status.get("bad_timeout", 0)
+        survived = by_status.get("bad_survived", 0)
+        judged = sum(1 for mutant_id, _ in lived.get(filename, []) if str(mutant_id) in equivalent.get(filename, {}))
+        score = (killed + timeout) / max(n - judged, 1)
+        lines.append(f"| `{filename}` | {n} | {killed} | {timeout} | {survived} | {judged} | {100 * score:.1f}% |")
+        for i, value in enumerate((n, killed, timeout, survived, judged)):
+            totals[i] += value
+    n, killed, timeout, survived, judged = totals
+    lines.append(f"| all | {n} | {killed} | {timeout} | {survived} | {judged} | {100 * (killed + timeout) / max(n - judged, 1):.1f}% |")
+    body = ["# Mutation testing", "",
+            "Generated by `make mutation` (`scripts/mutation.py`, mutmut 2.5): every source file of `attention/`,",
+            "`models/` and `tasks/decoding.py`, mutated one change at a time (operators, numbers, keywords, names,",
+            "arguments; not strings), against its own fast tests. Score = (killed + timed out) / (mutants - judged",
+            "equivalent). A timeout counts as killed: the mutant made a test hang.", "", *lines, "",
+            "## Survivors", ""]
+    for filename, items in sorted(lived.items()):
+        body.append(f"### `{filename}`")
+        for mutant_id, diff in items:
+            reason = equivalent.get(filename, {}).get(str(mutant_id))
+            body.append(f"- mutant {mutant_id}: " + (f"**equivalent**: {reason}" if reason else "**not killed**: a gap in the tests"))
+            body.append("```diff\n" + "\n".join(diff.splitlines()[2:]) + "\n```")
+        body.append("")
+    PAGE.write_text("\n".join(body) + "\n")
+    print(f"wrote {PAGE}: {killed + timeout} of {n - judged} non-equivalent mutants killed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_parser = sub.add_parser("run")
+    run_parser.add_argument("--only", nargs="*", default=[], choices=sorted(TARGETS), metavar="FILE")
+    sub.add_parser("report")
+    args = parser.parse_args()
+    run(args.only) if args.command == "run" else report()
+
+
+if __name__ == "__main__":
+    main()
