@@ -35,6 +35,7 @@ PAGE = REPO / "results" / "mutation.md"
 PAPER_DETAILS = "tests/test_paper_details.py"
 # source file -> the fast tests that guard it
 TARGETS = {
+    "tasks/decoding.py": ["tests/test_beam_search.py", "tests/test_seq2seq_decoding.py", "tests/test_transformer.py"],
     "attention/additive.py": ["tests/test_additive_attention.py", PAPER_DETAILS],
     "attention/scaled_dot_product.py": ["tests/test_scaled_dot_product.py", "tests/test_transformer.py"],
     "attention/generalized.py": ["tests/test_generalized_attention.py", PAPER_DETAILS],
@@ -49,7 +50,6 @@ TARGETS = {
     "models/transformer.py": ["tests/test_transformer.py", PAPER_DETAILS],
     "models/show_attend_tell.py": ["tests/test_show_attend_tell.py", PAPER_DETAILS],
     "models/image_encoder.py": ["tests/test_show_attend_tell.py"],
-    "tasks/decoding.py": ["tests/test_beam_search.py", "tests/test_seq2seq_decoding.py", "tests/test_transformer.py"],
 }
 DISABLED = "string,fstring,decorator"
 
