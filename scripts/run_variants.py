@@ -10,7 +10,10 @@ so that a stopped grid has whole comparisons). For each run: a finished run (met
 is kept and skipped, and so is a run record committed under results/runs/<experiment>/ (by
 ``scripts/results.py collect``, which keeps .hydra/overrides.yaml) with the same overrides, so that a fresh clone
 goes on with the grid rather than repeating it; an unfinished run (last.pt without metrics.json)
-is resumed; otherwise a new run starts. So the command can be stopped at any time and started again to go on where it was,
+is resumed; otherwise a new run starts. A finished run or record counts only if its resolved
+config.yaml equals the config the command composes today, settings of the environment aside
+(paths, logger, device, ...): a record made before a default changed (an init, a scale, a
+decoding rule) is named with the settings that differ and run again. So the command can be stopped at any time and started again to go on where it was,
 which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
 """
 
@@ -22,13 +25,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
 from attention_zoo.engine.run_record import runs_with
+from attention_zoo.train import CONFIG_DIR, config_differences
 
 
 def split_finished(run_dirs: list[Path]) -> tuple[list[Path], list[Path]]:
     """(finished: with metrics.json, unfinished: with last.pt only) of ``run_dirs``, order kept."""
     finished = [d for d in run_dirs if (d / "metrics.json").is_file()]
     return finished, [d for d in run_dirs if d not in finished and (d / "last.pt").is_file()]
+
+
+def composed(overrides: list[str]) -> dict:
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
+
+
+def same_settings(run_dirs: list[Path], config: dict, label: str) -> list[Path]:
+    """The runs of ``run_dirs`` made with ``config`` (see the module docstring); the others are named."""
+    kept = []
+    for run_dir in run_dirs:
+        stored = run_dir / "config.yaml"
+        differ = config_differences(config, yaml.safe_load(stored.read_text())) if stored.is_file() else ["config.yaml missing"]
+        if differ:
+            print(f"[{label}] {run_dir} was made with other settings ({', '.join(differ[:6])}); not counted", flush=True)
+        else:
+            kept.append(run_dir)
+    return kept
 
 
 def main() -> int:
@@ -46,8 +72,10 @@ def main() -> int:
         for variant in args.variants:
             wanted = [f"experiment={args.experiment}", f"{args.group}={variant}", *seed, *args.overrides]
             label = " ".join([variant, *seed])
+            config = composed(wanted)
             finished, unfinished = split_finished(runs_with(experiment_dir, wanted))
             finished += split_finished(runs_with(Path(args.records) / args.experiment, wanted))[0]
+            finished = same_settings(finished, config, label)
             if finished:
                 print(f"[{label}] done: {finished[-1]}", flush=True)
                 continue

@@ -51,17 +51,41 @@ def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_don
     assert second.stdout.count("done:") == 4 and "[se seed=1] done" in second.stdout
 
 
-def test_a_committed_run_record_counts_as_finished(train_env, tmp_path):
-    wanted = [f"experiment={EXPERIMENT}", "optim=sgd", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
-    record = tmp_path / "records" / EXPERIMENT / "2026-01-01_00-00-00-000000"
+def _committed_record(tmp_path, compose_cfg, wanted, name, **changes):
+    """A record as scripts/results.py collect leaves it, its config.yaml composed from ``wanted``
+    (then edited by ``changes``: dotted key -> value, as if made before a default changed)."""
+    record = tmp_path / "records" / EXPERIMENT / name
     (record / ".hydra").mkdir(parents=True)
     (record / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*wanted, "logger.mode=offline"]))
     (record / "metrics.json").write_text(json.dumps({"status": "completed"}))
-    done = subprocess.run(
+    config = compose_cfg(wanted)
+    for key, value in changes.items():
+        OmegaConf.update(config, key, value)
+    OmegaConf.save(config, record / "config.yaml", resolve=True)
+    return record
+
+
+def _run_sgd_variant(train_env, tmp_path):
+    return subprocess.run(
         [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "optim", "--variants", "sgd",
          "--records", str(tmp_path / "records"), "--", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"],
         cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600,
     )
+
+
+def test_a_committed_run_record_counts_as_finished(train_env, tmp_path, compose_cfg):
+    wanted = [f"experiment={EXPERIMENT}", "optim=sgd", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
+    record = _committed_record(tmp_path, compose_cfg, wanted, "2026-01-01_00-00-00-000000", **{"paths.data_dir": "/elsewhere"})
+    done = _run_sgd_variant(train_env, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"[sgd] done: {record}" in done.stdout
+    assert f"[sgd] done: {record}" in done.stdout  # where the data was read from does not matter
     assert not run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)
+
+
+def test_a_record_made_with_other_settings_is_run_again(train_env, tmp_path, compose_cfg):
+    wanted = [f"experiment={EXPERIMENT}", "optim=sgd", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
+    record = _committed_record(tmp_path, compose_cfg, wanted, "2026-01-01_00-00-00-000000", **{"model.shortcut": "B"})
+    again = _run_sgd_variant(train_env, tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{record} was made with other settings (model.shortcut); not counted" in again.stdout
+    assert len(run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)) == 1

@@ -38,13 +38,15 @@ from attention_zoo.viz.curves import plot_history
 log = logging.getLogger("attention_zoo.train")
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
-# Settings that describe where and how a run executes rather than what it computes: a resumed
-# run takes them from the new command line; every other setting must match the checkpoint.
-RESUME_MAY_CHANGE = (
+# Settings that describe where and how a run executes rather than what it computes.
+ENVIRONMENT_KEYS = (
     "resume", "paths.", "logger.", "data.root", "data.cache_dir", "trainer.device", "trainer.progress_bar",
     "trainer.kill_at_step", "trainer.checkpoint_every_minutes", "trainer.log_every_steps",
-    "trainer.epochs", "trainer.max_steps", "task.figure_sentences", "task.figure_images", "task.figure_queries",
+    "task.figure_sentences", "task.figure_images", "task.figure_queries",
 )
+# A resumed run takes these from the new command line, and may extend its budget; every other
+# setting must match the checkpoint.
+RESUME_MAY_CHANGE = (*ENVIRONMENT_KEYS, "trainer.epochs", "trainer.max_steps")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
@@ -185,11 +187,8 @@ def find_resume_checkpoint(resume: str, experiment_runs: Path) -> Path:
 
 def check_resume_config(current: dict, stored: dict, path: Path) -> None:
     """Refuse to resume under a config that computes something else than the stored run."""
-    now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k != "wandb_id"})
-    changed = sorted(
-        key for key in now.keys() | before.keys()
-        if now.get(key) != before.get(key) and not key.startswith(RESUME_MAY_CHANGE)
-    )
+    changed = config_differences(current, stored, RESUME_MAY_CHANGE)
+    before, now = _flatten(stored), _flatten(current)
     if changed:
         details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
         overrides = path.parent / ".hydra" / "overrides.yaml"
@@ -197,6 +196,13 @@ def check_resume_config(current: dict, stored: dict, path: Path) -> None:
             f"Cannot resume {path}: the config differs from the checkpoint's at {details}. "
             f"Resume with the same experiment and overrides as the original run (listed in {overrides})."
         )
+
+
+def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] = ENVIRONMENT_KEYS) -> list[str]:
+    """The dotted keys whose values differ between two resolved configs (a key one of them lacks
+    counts), leaving out those that start with ``may_differ``."""
+    now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k != "wandb_id"})
+    return sorted(key for key in now.keys() | before.keys() if now.get(key) != before.get(key) and not key.startswith(may_differ))
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
