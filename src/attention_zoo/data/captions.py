@@ -28,7 +28,7 @@ import torch
 
 from attention_zoo.data import flickr8k, scenes
 from attention_zoo.data.text import WordEncoder, config_key, encoder_from_state, pad_batch, shuffled
-from attention_zoo.engine.checkpoint import save_atomic
+from attention_zoo.engine.cache import load_or_build
 from attention_zoo.engine.seeding import derived_generator
 
 log = logging.getLogger(__name__)
@@ -104,15 +104,15 @@ class CaptionData:
         sources = [str(p) for p in self.paths["train"][:3]] if self.paths else []
         key = hashlib.sha1(config_key({"config": fields, "refs": [r[:2] for r in self.references["train"][:50]], "src": sources}).encode())
         cache = Path(cfg.cache_dir).expanduser() / f"captions-{cfg.name}-{key.hexdigest()[:16]}.pt"
-        if cache.is_file():
-            stored = torch.load(cache, weights_only=True)
-        else:
+        def encode() -> dict:
             encoder = WordEncoder.train("en", [c for caps in self.references["train"] for c in caps], lowercase=True, min_freq=cfg.min_freq)
-            stored = {
+            return {
                 "encoder": encoder.state(),
                 "ids": {s: [[encoder.encode(c) for c in caps] for caps in self.references[s]] for s in SPLITS},
             }
-            save_atomic(stored, cache)
+
+        stored, from_cache = load_or_build(cache, encode)
+        if not from_cache:
             log.info("Encoded %s captions; cached at %s", cfg.name, cache)
         self.encoder = encoder_from_state(stored["encoder"])
         self.caption_ids = stored["ids"]
@@ -150,22 +150,21 @@ class CaptionData:
         """Run a frozen ``encoder`` once over every image and keep its (N, L, D) outputs (fp16,
         stored under cache_dir as captions-<name>-features-<tag>.pt and reused by later runs)."""
         path = Path(self.cfg.cache_dir).expanduser() / f"captions-{self.cfg.name}-features-{tag}.pt"
-        if path.is_file():
-            self.features = torch.load(path, weights_only=True)
-            log.info("Loaded cached encoder features from %s", path)
-            return
-        encoder = encoder.to(device).eval()
-        features = {}
-        for split in SPLITS:
-            n = len(self.references[split])
-            chunks = [
-                encoder(self.normalize(self.pixels(split, list(range(i, min(i + 64, n))))).to(device)).half().cpu()
-                for i in range(0, n, 64)
-            ]
-            features[split] = torch.cat(chunks)  # (N, L, D)
-        save_atomic(features, path)
-        self.features = features
-        log.info("Cached encoder features of %d images at %s", sum(len(f) for f in features.values()), path)
+        def compute() -> dict:
+            model = encoder.to(device).eval()
+            features = {}
+            for split in SPLITS:
+                n = len(self.references[split])
+                chunks = [
+                    model(self.normalize(self.pixels(split, list(range(i, min(i + 64, n))))).to(device)).half().cpu()
+                    for i in range(0, n, 64)
+                ]
+                features[split] = torch.cat(chunks)  # (N, L, D)
+            return features
+
+        self.features, from_cache = load_or_build(path, compute)
+        log.info("%s encoder features of %d images: %s", "Loaded cached" if from_cache else "Cached",
+                 sum(len(f) for f in self.features.values()), path)
 
     def _sources(self, split: str, rows: list[int]) -> torch.Tensor:
         if self.features is not None:

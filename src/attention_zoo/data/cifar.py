@@ -18,6 +18,7 @@ model for the same cores, and it makes every batch a pure function of (seed, epo
 from __future__ import annotations
 
 import logging
+import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from attention_zoo.engine.cache import build_lock
 from attention_zoo.engine.checkpoint import save_atomic
 from attention_zoo.engine.seeding import derived_generator
 
@@ -114,21 +116,32 @@ def _jpeg_folder(name: str, root: Path, cache_dir: Path) -> Path | None:
     if not archive.is_file():
         return None
     target = cache_dir / folder_name
-    log.info("Unpacking %s into %s (once).", archive, target)
-    partial = target.with_name(target.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(partial, filter="data")
-    partial.rename(target)
+    with build_lock(target):  # a second run waits for the first one's unpacking, then uses it
+        if (target / "train").is_dir() and (target / "test").is_dir():
+            return target
+        log.info("Unpacking %s into %s (once).", archive, target)
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)  # what a killed unpacking left
+        partial.mkdir(parents=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(partial, filter="data")
+        partial.rename(target)
     return target
 
 
 def _load_jpeg_folder(folder: Path, cache_dir: Path) -> tuple[Split, Split]:
     """Decode an ImageFolder copy once; later runs read the decoded tensors from the cache."""
     cache = cache_dir / f"{folder.name}-decoded.pt"
-    if cache.is_file() and cache.stat().st_mtime >= folder.stat().st_mtime:
-        stored = torch.load(cache, weights_only=True)
-        return Split(**stored["train"]), Split(**stored["test"])
+    with build_lock(cache):
+        if cache.is_file() and cache.stat().st_mtime >= folder.stat().st_mtime:
+            stored = torch.load(cache, weights_only=True)
+        else:
+            stored = _decode_image_folder(folder)
+            save_atomic(stored, cache)
+    return Split(**stored["train"]), Split(**stored["test"])
+
+
+def _decode_image_folder(folder: Path) -> dict:
     from torchvision.datasets import ImageFolder
 
     splits = {}
@@ -140,8 +153,7 @@ def _load_jpeg_folder(folder: Path, cache_dir: Path) -> tuple[Split, Split]:
         if images.shape[1:] != (3, 32, 32):
             raise ValueError(f"{folder / split} holds images of shape {tuple(images.shape[1:])}, expected (3, 32, 32).")
         splits[split] = {"images": images, "labels": torch.tensor(ds.targets, dtype=torch.int64)}
-    save_atomic(splits, cache)
-    return Split(**splits["train"]), Split(**splits["test"])
+    return splits
 
 
 class CifarData:

@@ -25,7 +25,7 @@ from attention_zoo.data.text import (
     TOKENIZERS, SubwordEncoder, WordEncoder, config_key, encoder_from_state, pad_batch, padding_share, shuffled,
     token_budget_batches,
 )
-from attention_zoo.engine.checkpoint import save_atomic
+from attention_zoo.engine.cache import load_or_build
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test2016")
@@ -62,13 +62,8 @@ class TranslationData:
         self.references = {split: targets for split, (_, targets) in raw.items()}
         self.sources = {split: sources for split, (sources, _) in raw.items()}
         cache = Path(cfg.cache_dir).expanduser() / f"multi30k-{self._cache_key()}.pt"
-        if cache.is_file():
-            stored = torch.load(cache, weights_only=True)
-            log.info("Loaded encoded Multi30k from %s", cache)
-        else:
-            stored = self._encode(raw)
-            save_atomic(stored, cache)
-            log.info("Encoded Multi30k %s-%s with %s; cached at %s", cfg.src, cfg.tgt, cfg.tokenizer, cache)
+        stored, from_cache = load_or_build(cache, lambda: self._encode(raw))
+        log.info("%s Multi30k %s-%s (%s): %s", "Loaded encoded" if from_cache else "Encoded and cached", cfg.src, cfg.tgt, cfg.tokenizer, cache)
         self.src_encoder = encoder_from_state(stored["encoders"]["src"])
         self.tgt_encoder = encoder_from_state(stored["encoders"]["tgt"])
         self.ids = stored["splits"]

@@ -10,6 +10,7 @@ checkpoint never executes pickled code.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import torch
@@ -26,7 +27,7 @@ def save_atomic(obj: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{secrets.token_hex(4)}")  # unique per writer
     try:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
@@ -57,9 +58,25 @@ def average(paths: list[Path]) -> dict[str, torch.Tensor]:
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:
-    """Delete half-written files left by a process killed during a save."""
+    """Delete half-written files left by a process killed during a save: those whose writer (the
+    pid in their name) is no longer running. Another live process's file is being written: kept."""
     for stale in Path(folder).glob(f"{_TMP_PREFIX}*"):
-        stale.unlink(missing_ok=True)
+        parts = stale.name.split(".")
+        pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+        if pid is None or not _running(pid):
+            stale.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is not writing while it cleans up before its own save
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
