@@ -72,3 +72,31 @@ def test_bad_config_exits_nonzero_naming_the_valid_options(train_env, override, 
     proc = run_train(train_env, *SMOKE, override, check=False, timeout=120)
     assert proc.returncode != 0
     assert expected in proc.stdout + proc.stderr
+
+
+BAD_VALUES = [
+    ("optim.lr=abc", "optim.lr='abc' (str): must be a number > 0"),
+    ("optim.lr=-0.1", "optim.lr=-0.1 (float): must be a number > 0"),
+    ("data.batch_size=0", "data.batch_size=0 (int): must be an integer >= 1"),
+    ("data.batch_size=-4", "data.batch_size=-4 (int): must be an integer >= 1"),
+    ("trainer.epochs=0", "trainer.epochs=0 (int): must be an integer >= 1"),
+    ("trainer.epochs=-1", "trainer.epochs=-1 (int): must be an integer >= 1"),
+    ("trainer.max_steps=0", "trainer.max_steps=0 (int): must be an integer >= 1 or null"),
+    ("model.widths=[4,8,16] model.depth=2.5", "model.depth=2.5 (float): must be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize(("override", "expected"), BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
+def test_every_bad_value_stops_the_entrypoint_naming_it_before_data_is_read(train_env, override, expected):
+    proc = run_train(train_env, *SMOKE, *override.split(), check=False, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and expected in output, output[-2000:]
+    assert "cifar10:" not in output  # the data module never ran (it logs its split sizes)
+    assert not list(Path(train_env["ATTN_ZOO_RUNS"]).glob("**/metrics.json"))
+
+
+def test_every_preset_passes_the_value_checks(compose_cfg):
+    from attention_zoo.config_check import invalid_settings
+
+    for experiment in sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml")):
+        assert invalid_settings(OmegaConf.to_container(compose_cfg([f"experiment={experiment}"]), resolve=True)) == [], experiment

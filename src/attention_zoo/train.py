@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from attention_zoo.build import build_data, build_model, build_task
+from attention_zoo.config_check import check_config
 from attention_zoo.engine import checkpoint
 from attention_zoo.engine.optim import build_optimizer, build_schedule
 from attention_zoo.engine.run_record import HISTORY, METRICS, write_history, write_json_atomic
@@ -65,6 +66,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     """Train and test one configuration; returns the best validation value of the monitored
     metric, which is what a Hydra sweeper optimizes: selection never sees the test split."""
     start = time.monotonic()
+    check_config(OmegaConf.to_container(cfg, resolve=True))  # every bad value named before any data is read
     commit = git_commit()  # the code this run starts from (HEAD may move while it trains)
     stored = None
     if cfg.resume:
