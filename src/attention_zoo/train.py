@@ -70,9 +70,12 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     commit = git_commit()  # the code this run starts from (HEAD may move while it trains)
     stored = None
     if cfg.resume:
-        resume_path = find_resume_checkpoint(cfg.resume, Path(cfg.paths.runs_dir) / cfg.experiment_name)
-        stored = checkpoint.load(resume_path)
+        resume_path = find_resume_checkpoint(
+            cfg.resume, Path(cfg.paths.runs_dir) / cfg.experiment_name, OmegaConf.to_container(cfg, resolve=True)
+        )
+        resume_path, stored = load_with_fallback(resume_path)
         check_resume_config(OmegaConf.to_container(cfg, resolve=True), stored["config"], resume_path)
+        check_resume_budget(OmegaConf.to_container(cfg, resolve=True), stored["config"])
         log.info("Resuming from %s (epoch %d, step %d).", resume_path, stored["train_state"]["epoch"], stored["train_state"]["step"])
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
@@ -158,7 +161,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
             log.warning("No validation value to return to a sweeper (no validation split); returning None.")
         return state.best_metric
     except TrainingInterrupted as stop:
-        log.warning("Stopped by %s; checkpoint saved: %s. Continue with resume=%s", stop, trainer.last_checkpoint, run_dir)
+        again = " ".join([*(o for o in overrides if not o.startswith("resume=")), f"resume={run_dir}"])
+        log.warning("Stopped by %s; checkpoint saved: %s. Continue with:\n  python -m attention_zoo.train %s", stop, trainer.last_checkpoint, again)
         exit_code = 128 + stop.signum
     except NonFiniteLossError as err:
         log.error("%s", err)
@@ -173,18 +177,45 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     sys.exit(exit_code)
 
 
-def find_resume_checkpoint(resume: str, experiment_runs: Path) -> Path:
-    """``resume``: a run directory (or its last.pt), or ``auto`` for the newest run of the experiment."""
+def find_resume_checkpoint(resume: str, experiment_runs: Path, config: dict | None = None) -> Path:
+    """``resume``: a run directory (or its checkpoint file), or ``auto`` for the newest run of the
+    experiment whose stored config computes the same thing as ``config`` (see RESUME_MAY_CHANGE)."""
     if resume == "auto":
-        candidates = sorted(experiment_runs.glob(f"**/{checkpoint.LAST}"), key=lambda p: p.stat().st_mtime)
+        candidates = sorted((_checkpoint_in(d) for d in {p.parent for p in experiment_runs.glob("**/last*.pt")}),
+                            key=lambda p: p.stat().st_mtime, reverse=True)
         if not candidates:
             raise FileNotFoundError(f"resume=auto: no {checkpoint.LAST} under {experiment_runs}; start a new run without resume.")
-        return candidates[-1]
+        for path in candidates:
+            stored = path.parent / "config.yaml"
+            if config is None or (stored.is_file() and not config_differences(config, OmegaConf.to_container(OmegaConf.load(stored)), RESUME_MAY_CHANGE)):
+                return path
+        raise FileNotFoundError(
+            f"resume=auto: none of the {len(candidates)} runs with a checkpoint under {experiment_runs} was made with this "
+            f"config (the newest, {candidates[0].parent}, differs). Pass resume=<run dir>, or start a new run."
+        )
     path = Path(resume)
-    path = path / checkpoint.LAST if path.is_dir() else path
+    path = _checkpoint_in(path) if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"resume={resume}: no checkpoint at {path}. Pass a run directory that holds {checkpoint.LAST}, or resume=auto.")
     return path
+
+
+def _checkpoint_in(run_dir: Path) -> Path:
+    """last.pt, or last.prev.pt when a save was cut between the two renames that replace last.pt."""
+    last = run_dir / checkpoint.LAST
+    return last if last.is_file() or not (run_dir / checkpoint.PREVIOUS).is_file() else run_dir / checkpoint.PREVIOUS
+
+
+def load_with_fallback(path: Path) -> tuple[Path, dict]:
+    """The checkpoint at ``path``, or, when it is damaged, the previous one beside it (saying so)."""
+    try:
+        return path, checkpoint.load(path)
+    except checkpoint.DamagedCheckpointError as err:
+        previous = path.with_name(checkpoint.PREVIOUS)
+        if not previous.is_file():
+            raise
+        log.warning("%s Falling back to the previous checkpoint, %s (one checkpoint interval earlier).", err, previous)
+        return previous, checkpoint.load(previous)
 
 
 def check_resume_config(current: dict, stored: dict, path: Path) -> None:
@@ -205,6 +236,22 @@ def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] 
     counts), leaving out those that start with ``may_differ``."""
     now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k != "wandb_id"})
     return sorted(key for key in now.keys() | before.keys() if now.get(key) != before.get(key) and not key.startswith(may_differ))
+
+
+# schedules whose rate at a step depends on the planned total: a new budget would move the rate
+LENGTH_DEPENDENT_SCHEDULES = ("cosine", "onecycle")
+
+
+def check_resume_budget(current: dict, stored: dict) -> None:
+    """Refuse to change the budget of a run whose schedule is laid out over that budget."""
+    schedule = current["schedule"]["name"]
+    changed = [f"trainer.{k}: {stored['trainer'].get(k)!r} -> {current['trainer'].get(k)!r}"
+               for k in ("epochs", "max_steps") if stored["trainer"].get(k) != current["trainer"].get(k)]
+    if changed and schedule in LENGTH_DEPENDENT_SCHEDULES:
+        raise ValueError(
+            f"Cannot resume with a new budget ({'; '.join(changed)}): the {schedule} schedule is laid out over the planned "
+            "total, so the learning rate would jump. Resume with the original budget, or start a new run with the longer one."
+        )
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

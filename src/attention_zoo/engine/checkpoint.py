@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 LAST = "last.pt"  # full training state, rewritten every epoch and every N minutes
+PREVIOUS = "last.prev.pt"  # the full training state before the newest one: the fallback if last.pt is damaged
 BEST = "best.pt"  # model weights of the best validation epoch
 EPOCH = "epoch{}.pt"  # model weights at the end of an epoch (kept for checkpoint averaging)
 AVERAGED = "averaged.pt"  # the average of the last epochs' weights, when the run averages
@@ -39,12 +40,31 @@ def save_atomic(obj: dict, path: str | Path) -> None:
     _fsync_dir(path.parent)
 
 
+class DamagedCheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read: truncated, empty, or not written by this project."""
+
+
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint written by :func:`save_atomic` (tensors and plain values only)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds; none of its advice is passed on
+        # torch's own message may suggest weights_only=False, which would run the file's pickled code
+        raise DamagedCheckpointError(
+            f"Checkpoint {path} ({path.stat().st_size:,} bytes) cannot be read: it is truncated, empty or not a "
+            f"checkpoint of this project ({type(err).__name__}). Resume from an earlier checkpoint or start a new run."
+        ) from None
+
+
+def rotate_and_save(obj: dict, path: str | Path) -> None:
+    """Save ``obj`` at ``path`` (atomically), keeping the file it replaces as ``last.prev.pt`` beside it."""
+    path = Path(path)
+    if path.is_file():
+        os.replace(path, path.with_name(PREVIOUS))
+    save_atomic(obj, path)
 
 
 def average(paths: list[Path]) -> dict[str, torch.Tensor]:

@@ -166,7 +166,7 @@ class Trainer:
         self._session_start = time.monotonic()
 
     def save_checkpoint(self) -> None:
-        checkpoint.save_atomic(self.state_dict(), self.last_checkpoint)
+        checkpoint.rotate_and_save(self.state_dict(), self.last_checkpoint)
         self._last_checkpoint_time = time.monotonic()
 
     def _elapsed(self) -> float:
