@@ -52,6 +52,7 @@ FRACTION = _number(0, 1)
 
 RULES: dict[str, Rule] = {
     "seed": _number(0, integer=True),
+    "logger.init_timeout": POSITIVE,
     # optimizer and schedule
     "optim.lr": POSITIVE,
     "optim.weight_decay": NON_NEGATIVE,

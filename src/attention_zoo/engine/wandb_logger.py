@@ -1,18 +1,17 @@
 """Weights & Biases logging that never prompts and never blocks a run.
 
-Modes: ``online`` (falls back to ``offline`` when no credentials are found, printing the
-``wandb sync`` command), ``offline`` (everything under the run directory, sync later) and
-``disabled``. One W&B run per training run; Hydra multirun jobs share a group.
+Modes: ``online``, ``offline`` (everything under the run directory, sync later) and ``disabled``.
+Online falls back to offline, printing the ``wandb sync`` command, when wandb finds no
+credentials (it resolves them itself: WANDB_API_KEY, its settings files, the netrc entry that
+``wandb login`` writes for whatever host it uses), and when the server cannot be reached within
+``init_timeout`` seconds. One W&B run per training run; Hydra multirun jobs share a group.
 """
 
 from __future__ import annotations
 
 import logging
-import netrc
-import os
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +19,13 @@ MODES = ("online", "offline", "disabled")
 
 
 def has_credentials() -> bool:
-    """An API key in the environment or in ~/.netrc for the W&B host (what ``wandb login`` writes)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    """Whether wandb itself finds an API key (environment, settings, netrc); never prompts."""
+    import wandb
+
     try:
-        return netrc.netrc().authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
+        return bool(wandb.login(prompt=False, verify=False))
+    except Exception as err:  # noqa: BLE001 - any failure to find credentials means: log offline
+        log.debug("wandb.login found no usable credentials: %s", err)
         return False
 
 
@@ -47,11 +46,28 @@ class WandbLogger:
         if mode == "online" and not has_credentials():
             log.warning("No W&B credentials (WANDB_API_KEY or `wandb login`): logging offline instead.")
             mode = "offline"
-        self.mode = mode
         import wandb
 
         self._wandb = wandb
-        self.run = wandb.init(
+        try:
+            self.run = self._init(cfg, run_dir, config, mode, run_id)
+        except Exception as err:  # noqa: BLE001 - a W&B server out of reach must not stop training
+            if mode != "online":
+                raise
+            log.warning("W&B could not start online within %ss (%s: %s); logging offline instead.",
+                        cfg.get("init_timeout", 30), type(err).__name__, str(err)[:200])
+            mode = "offline"
+            self.run = self._init(cfg, run_dir, config, mode, run_id)
+        self.mode = mode
+        # The dashboard summarises each validation metric by its best value, not its last.
+        best = "max" if monitor_mode == "max" else "min"
+        self.run.define_metric(f"val/{monitor}", summary=best)
+        self.run.define_metric("val/loss", summary="min")
+        self.run.define_metric("test/*", summary="last")
+
+    def _init(self, cfg: Mapping[str, Any], run_dir: Path, config: dict, mode: str, run_id: str | None):
+        wandb = self._wandb
+        return wandb.init(
             project=cfg["project"],
             entity=cfg.get("entity"),
             group=cfg.get("group"),
@@ -64,13 +80,9 @@ class WandbLogger:
             mode=mode,
             id=run_id,
             resume="allow" if run_id else None,
-            settings=wandb.Settings(silent=True, x_disable_stats=not cfg.get("system_metrics", True)),
+            settings=wandb.Settings(silent=True, x_disable_stats=not cfg.get("system_metrics", True),
+                                    init_timeout=float(cfg.get("init_timeout", 30))),
         )
-        # The dashboard summarises each validation metric by its best value, not its last.
-        best = "max" if monitor_mode == "max" else "min"
-        self.run.define_metric(f"val/{monitor}", summary=best)
-        self.run.define_metric("val/loss", summary="min")
-        self.run.define_metric("test/*", summary="last")
 
     @property
     def run_id(self) -> str | None:
