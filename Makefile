@@ -9,8 +9,8 @@ RUNS := $(or $(ATTN_ZOO_RUNS),runs)
 # or two on a 2-core CPU; BUDGET=paper is the paper's recipe (GPU advised).
 BUDGET ?= cpu
 preset = $(if $(filter paper,$(BUDGET)),$(1),$(if $(filter cpu,$(BUDGET)),$(1)_cpu,$(error BUDGET must be cpu or paper, not '$(BUDGET)')))
-# the newest finished run of an experiment under $(RUNS)
-latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(wildcard $(RUNS)/$(1)/*/metrics.json))))
+# the newest finished (status completed) run of an experiment under $(RUNS)
+latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status": "completed"' $(wildcard $(RUNS)/$(1)/*/metrics.json) /dev/null 2>/dev/null))))
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \

@@ -20,6 +20,7 @@ which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -34,9 +35,15 @@ from attention_zoo.train import CONFIG_DIR, config_differences
 
 
 def split_finished(run_dirs: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(finished: with metrics.json, unfinished: with last.pt only) of ``run_dirs``, order kept."""
-    finished = [d for d in run_dirs if (d / "metrics.json").is_file()]
+    """(finished: metrics.json says completed, unfinished: a last.pt to resume) of ``run_dirs``,
+    order kept; a run that failed before its first checkpoint is neither."""
+    finished = [d for d in run_dirs if _status(d) == "completed"]
     return finished, [d for d in run_dirs if d not in finished and (d / "last.pt").is_file()]
+
+
+def _status(run_dir: Path) -> str | None:
+    metrics = run_dir / "metrics.json"
+    return json.loads(metrics.read_text()).get("status") if metrics.is_file() else None
 
 
 def composed(overrides: list[str]) -> dict:

@@ -59,3 +59,20 @@ def test_bad_options_name_valid_ones(tmp_path, tiny_data_root):
         load_cifar(CifarConfig(name="cifar11", root=str(tmp_path), cache_dir=str(tmp_path)))
     with pytest.raises(ValueError, match=r"val_size=500 must be in \[0, 120\)"):
         CifarData(_cfg(tiny_data_root, tmp_path, val_size=500), seed=0)
+
+
+def test_corrupt_pickles_fall_back_to_the_jpeg_copy_and_a_truncated_jpeg_is_named(tmp_path, caplog):
+    source = write_image_folder(tmp_path / "data" / "cifar10-jpeg", {"train": 2, "test": 1})
+    pickles = tmp_path / "data" / "cifar-10-batches-py"
+    pickles.mkdir()
+    for name in ("data_batch_1", "test_batch", "batches.meta"):
+        (pickles / name).write_bytes(b"not a pickle")
+    train, _ = load_cifar(_cfg(tmp_path / "data", tmp_path / "cache"))
+    assert train.images.shape == (20, 3, 32, 32)
+    assert f"pickles in {pickles} fail torchvision's md5 check" in caplog.text
+    with pytest.raises(DatasetNotFoundError, match="fail torchvision's md5 check"):
+        load_cifar(_cfg(tmp_path / "data", tmp_path / "cache2", source="pickle"))
+    broken = source / "train" / "cat" / "0001.jpg"
+    broken.write_bytes(broken.read_bytes()[:200])
+    with pytest.raises(DatasetNotFoundError, match=f"Cannot read {broken}"):
+        load_cifar(_cfg(tmp_path / "data", tmp_path / "cache3", source="jpeg"))

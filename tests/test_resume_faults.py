@@ -73,3 +73,20 @@ def test_a_new_budget_is_refused_where_the_schedule_depends_on_it(train_env):
     multistep = _runs(train_env)[-1]
     run_train(train_env, *SMOKE, "trainer.epochs=2", f"resume={multistep}")  # milestones in epochs: a longer budget is fine
     assert json.loads((_runs(train_env)[-1] / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_a_failed_start_is_marked_failed_and_no_grid_counts_it(train_env, tmp_path):
+    import importlib.util
+
+    from conftest import REPO
+
+    env = {**train_env, "ATTN_ZOO_DATA": str(tmp_path / "empty")}
+    proc = run_train(env, *SMOKE, "data.download=false", check=False)
+    assert proc.returncode != 0
+    (run_dir,) = _runs(env)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "DatasetNotFoundError" in metrics["reason"] and metrics["checkpoint"] is None
+    spec = importlib.util.spec_from_file_location("run_variants", REPO / "scripts" / "run_variants.py")
+    run_variants = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_variants)
+    assert run_variants.split_finished([run_dir]) == ([], [])  # neither finished nor resumable

@@ -59,7 +59,23 @@ def main(cfg: DictConfig) -> float | None:
     run_name = hydra_cfg.job.override_dirname or cfg.experiment_name
     if sweep and cfg.resume == "auto":
         raise ValueError("resume=auto would resume the same run in every job of a multirun; pass resume=<run dir> per job.")
-    return run(cfg, run_dir, run_name=run_name, overrides=overrides, sweep_dir=hydra_cfg.sweep.dir if sweep else None)
+    try:
+        return run(cfg, run_dir, run_name=run_name, overrides=overrides, sweep_dir=hydra_cfg.sweep.dir if sweep else None)
+    except BaseException as err:
+        mark_unfinished(run_dir, err)
+        raise
+
+
+def mark_unfinished(run_dir: Path, err: BaseException) -> None:
+    """A run that ends without its test writes metrics.json with status interrupted (Ctrl-C,
+    SIGTERM: resumable from its last.pt) or failed, and why, so that neither resume=auto nor a
+    grid takes it for a finished run."""
+    if (run_dir / METRICS).exists():
+        return
+    interrupted = isinstance(err, SystemExit) and err.code in (128 + 2, 128 + 15)
+    reason = f"exit code {err.code}" if isinstance(err, SystemExit) else f"{type(err).__name__}: {err}"
+    write_json_atomic({"status": "interrupted" if interrupted else "failed", "reason": reason[:2000],
+                       "checkpoint": str(run_dir / checkpoint.LAST) if (run_dir / checkpoint.LAST).exists() else None}, run_dir / METRICS)
 
 
 def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], sweep_dir: str | None = None):

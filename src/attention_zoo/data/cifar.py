@@ -74,8 +74,15 @@ def load_cifar(cfg: CifarConfig) -> tuple[Split, Split]:
     if cfg.source not in SOURCES:
         raise ValueError(f"Unknown data.source {cfg.source!r}; valid: {', '.join(SOURCES)}.")
     root = Path(cfg.root).expanduser()
-    if cfg.source in ("auto", "pickle") and (root / PICKLE_FOLDER[cfg.name]).is_dir():
-        return _load_pickles(cfg.name, root, download=False)
+    pickles = root / PICKLE_FOLDER[cfg.name]
+    if cfg.source in ("auto", "pickle") and pickles.is_dir():
+        try:
+            return _load_pickles(cfg.name, root, download=False)
+        except RuntimeError as err:  # torchvision: "Dataset not found or corrupted" (an md5 mismatch)
+            if cfg.source == "pickle":
+                raise DatasetNotFoundError(f"The CIFAR pickles in {pickles} fail torchvision's md5 check ({err}). "
+                                           "Delete the folder and download it again, or use data.source=jpeg.") from None
+            log.warning("The CIFAR pickles in %s fail torchvision's md5 check; trying the JPEG copy next.", pickles)
     if cfg.source in ("auto", "jpeg"):
         folder = _jpeg_folder(cfg.name, root, Path(cfg.cache_dir).expanduser())
         if folder is not None:
@@ -148,12 +155,22 @@ def _decode_image_folder(folder: Path) -> dict:
     for split in ("train", "test"):
         ds = ImageFolder(str(folder / split))  # classes sorted by name == CIFAR-10's label order
         log.info("Decoding %d images from %s.", len(ds.samples), folder / split)
-        pixels = np.stack([np.asarray(ds.loader(path)) for path, _ in ds.samples])  # (N, H, W, 3), PIL RGB
+        pixels = np.stack([_read_image(ds.loader, path) for path, _ in ds.samples])  # (N, H, W, 3), PIL RGB
         images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
         if images.shape[1:] != (3, 32, 32):
             raise ValueError(f"{folder / split} holds images of shape {tuple(images.shape[1:])}, expected (3, 32, 32).")
         splits[split] = {"images": images, "labels": torch.tensor(ds.targets, dtype=torch.int64)}
     return splits
+
+
+def _read_image(loader, path: str) -> np.ndarray:
+    try:
+        return np.asarray(loader(path))
+    except OSError as err:  # PIL: "Truncated File Read", "cannot identify image file", ...
+        raise DatasetNotFoundError(
+            f"Cannot read {path} ({err}). Replace the file from the original archive, or delete the unpacked "
+            "folder so that it is unpacked again."
+        ) from None
 
 
 class CifarData:
