@@ -90,3 +90,15 @@ def test_a_failed_start_is_marked_failed_and_no_grid_counts_it(train_env, tmp_pa
     run_variants = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(run_variants)
     assert run_variants.split_finished([run_dir]) == ([], [])  # neither finished nor resumable
+
+
+def test_a_signal_during_the_test_stops_with_training_interrupted_and_restores_the_handler(tmp_path):
+    import signal
+
+    from attention_zoo.engine.trainer import Trainer, TrainerConfig, TrainingInterrupted
+
+    trainer = Trainer(TrainerConfig(epochs=1), torch.nn.Linear(1, 1), None, None, None, None, tmp_path, torch.device("cpu"))
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as stopped, trainer.stop_at_once_on_signal():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert stopped.value.signum == signal.SIGTERM and signal.getsignal(signal.SIGTERM) == before

@@ -135,7 +135,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     exit_code = 0
     try:
         trainer.fit()
-        test = trainer.test()
+        with trainer.stop_at_once_on_signal():
+            test = trainer.test()
         state = trainer.state
         summary = {f"test/{k}": v for k, v in test.items()}
         if state.best_metric is not None:

@@ -8,6 +8,7 @@ of evaluation metrics. See ``tasks/`` and ``data/`` for the two sides.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -367,6 +368,23 @@ class Trainer:
     def _log(self, values: dict[str, float]) -> None:
         if self.logger is not None:
             self.logger.log(values, step=self.state.step)
+
+    @contextlib.contextmanager
+    def stop_at_once_on_signal(self) -> Iterator[None]:
+        """After training (test, figures): SIGINT/SIGTERM stop at once with TrainingInterrupted;
+        the training itself is complete and saved in last.pt."""
+
+        def stop(signum, frame):
+            log.warning("Received %s after training (during the test); the trained state is in %s.",
+                        signal.Signals(signum).name, self.last_checkpoint)
+            raise TrainingInterrupted(signum)
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _on_signal(self, signum, frame) -> None:
         if self._stop_signal is not None:  # second Ctrl-C: stop now
