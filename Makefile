@@ -13,7 +13,7 @@ preset = $(if $(filter paper,$(BUDGET)),$(1),$(if $(filter cpu,$(BUDGET)),$(1)_c
 latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status": "completed"' $(wildcard $(RUNS)/$(1)/*/metrics.json) /dev/null 2>/dev/null))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
+.PHONY: help venv test lint test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
 	reproduce-cbam reproduce-nonlocal reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
 	results presets mutation data-cifar10 data-multi30k clean
@@ -29,8 +29,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the project with its test extras (idempotent)
 
-test: $(STAMP) ## the default test suite (fast; tiny generated data, no network, no ../shared)
+test: $(STAMP) lint ## the default test suite (fast; tiny generated data, no network, no ../shared), after lint
 	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff: lint and formatting check (`.venv/bin/ruff format .` fixes the formatting)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-slow: $(STAMP) ## the long tests marked slow
 	$(PY) -m pytest -m slow

@@ -73,8 +73,13 @@ def main() -> None:
     test_src = data.batch("test", list(range(min(args.decode_images, len(data.references["test"])))))["src"]
 
     model = build_model(cfg.model, data)
-    report = {"experiment": args.experiment, "overrides": args.override, "attention": cfg.model.attention,
-              "batch_size": cfg.data.batch_size, "hardware": hardware_summary(torch.device("cpu"))}
+    report = {
+        "experiment": args.experiment,
+        "overrides": args.override,
+        "attention": cfg.model.attention,
+        "batch_size": cfg.data.batch_size,
+        "hardware": hardware_summary(torch.device("cpu")),
+    }
     report["train_captions_per_s"] = train_captions_per_s(model, task, batches, cfg.optim, args.warmup)
     if args.checkpoint:
         model.load_state_dict(checkpoint.load(args.checkpoint, torch.device("cpu"))["model"])
@@ -82,7 +87,8 @@ def main() -> None:
     report["decode_captions_per_s"], report["decode_mean_words"] = {}, {}
     for name, beam in (("greedy", 1), (f"beam{task.test_beam}", task.test_beam)):
         report["decode_captions_per_s"][name], report["decode_mean_words"][name] = decode_captions_per_s(
-            model, task, test_src, beam)
+            model, task, test_src, beam
+        )
 
     cfg.model.fine_tune_encoder = False
     frozen = build_model(cfg.model, data)
@@ -90,8 +96,11 @@ def main() -> None:
     data.cache_features(frozen.encoder, f"bench-{cfg.model.encoder}-seed{cfg.seed}")
     cached = [{**b, "src": data.features["train"][b["index"]].float()} for b in batches]
     from_features = train_captions_per_s(frozen, task, cached, cfg.optim, args.warmup)
-    report["frozen_encoder_train_captions_per_s"] = {"images": from_images, "cached_features": from_features,
-                                                     "speedup": round(from_features / from_images, 2)}
+    report["frozen_encoder_train_captions_per_s"] = {
+        "images": from_images,
+        "cached_features": from_features,
+        "speedup": round(from_features / from_images, 2),
+    }
     print(json.dumps(report, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

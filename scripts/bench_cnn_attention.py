@@ -29,12 +29,16 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def build(variant: str, depth: int, num_classes: int) -> torch.nn.Module:
-    model_cfg = OmegaConf.merge(OmegaConf.load(CONFIGS / "model" / "resnet.yaml"), OmegaConf.load(CONFIGS / "block" / f"{variant}.yaml"))
+    model_cfg = OmegaConf.merge(
+        OmegaConf.load(CONFIGS / "model" / "resnet.yaml"), OmegaConf.load(CONFIGS / "block" / f"{variant}.yaml")
+    )
     model_cfg.depth, model_cfg.num_classes = depth, num_classes
     return build_model(OmegaConf.to_container(model_cfg), data=None)
 
 
-def images_per_s(model: torch.nn.Module, batch: int, steps: int, warmup: int, train: bool, device: torch.device, channels_last: bool) -> float:
+def images_per_s(
+    model: torch.nn.Module, batch: int, steps: int, warmup: int, train: bool, device: torch.device, channels_last: bool
+) -> float:
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
@@ -80,27 +84,39 @@ def main() -> None:
         model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         with FlopCounterMode(display=False) as counter:
             model.eval()(torch.randn(1, 3, 32, 32, device=device))
-        results.append({
-            "variant": variant,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "mflops_per_image": round(counter.get_total_flops() / 1e6, 2),
-            "train_img_per_s": images_per_s(model, args.batch_size, args.steps, args.warmup, True, device, channels_last),
-            "eval_img_per_s": images_per_s(model, 2 * args.batch_size, args.steps, args.warmup, False, device, channels_last),
-        })
+        results.append(
+            {
+                "variant": variant,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "mflops_per_image": round(counter.get_total_flops() / 1e6, 2),
+                "train_img_per_s": images_per_s(model, args.batch_size, args.steps, args.warmup, True, device, channels_last),
+                "eval_img_per_s": images_per_s(model, 2 * args.batch_size, args.steps, args.warmup, False, device, channels_last),
+            }
+        )
     base = next((r for r in results if r["variant"] == "none"), None)
     if base:
         for r in results:
             r["train_time_ratio"] = round(base["train_img_per_s"] / r["train_img_per_s"], 3)
             r["eval_time_ratio"] = round(base["eval_img_per_s"] / r["eval_img_per_s"], 3)
     report = {
-        "model": f"ResNet-{args.depth}", "batch_size": args.batch_size, "channels_last": channels_last,
-        "steps": args.steps, "hardware": hardware_summary(device), "results": results,
+        "model": f"ResNet-{args.depth}",
+        "batch_size": args.batch_size,
+        "channels_last": channels_last,
+        "steps": args.steps,
+        "hardware": hardware_summary(device),
+        "results": results,
     }
-    print(f"ResNet-{args.depth}, batch {args.batch_size}, {'channels_last' if channels_last else 'NCHW'}, {device}, {torch.get_num_threads()} threads")
+    print(
+        f"ResNet-{args.depth}, batch {args.batch_size}, {'channels_last' if channels_last else 'NCHW'}, {device}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"{'variant':<22}{'params':>9}{'MFLOPs':>9}{'train img/s':>12}{'eval img/s':>11}{'train x':>9}{'eval x':>8}")
     for r in results:
-        print(f"{r['variant']:<22}{r['parameters']:>9}{r['mflops_per_image']:>9.1f}{r['train_img_per_s']:>12.1f}"
-              f"{r['eval_img_per_s']:>11.1f}{r.get('train_time_ratio', float('nan')):>9.2f}{r.get('eval_time_ratio', float('nan')):>8.2f}")
+        print(
+            f"{r['variant']:<22}{r['parameters']:>9}{r['mflops_per_image']:>9.1f}{r['train_img_per_s']:>12.1f}"
+            f"{r['eval_img_per_s']:>11.1f}{r.get('train_time_ratio', float('nan')):>9.2f}"
+            f"{r.get('eval_time_ratio', float('nan')):>8.2f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

@@ -30,7 +30,9 @@ def synthetic_splits() -> tuple[Split, Split]:
     g = torch.Generator().manual_seed(0)
 
     def split(n):
-        return Split(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.randint(0, 10, (n,), generator=g))
+        return Split(
+            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.randint(0, 10, (n,), generator=g)
+        )
 
     return split(50000), split(10000)
 

@@ -40,8 +40,14 @@ class TorchTransformer(nn.Module):
         shell.encoder, shell.decoder = nn.ModuleList(), nn.ModuleList()  # keep only its embeddings and output
         self.embedding = shell
         self.core = nn.Transformer(
-            cfg.d_model, cfg.heads, cfg.encoder_layers, cfg.decoder_layers, cfg.d_ff, cfg.dropout,
-            batch_first=True, norm_first=cfg.norm_first,
+            cfg.d_model,
+            cfg.heads,
+            cfg.encoder_layers,
+            cfg.decoder_layers,
+            cfg.d_ff,
+            cfg.dropout,
+            batch_first=True,
+            norm_first=cfg.norm_first,
         )
 
     def forward(self, src, src_len, tgt_in):
@@ -75,8 +81,11 @@ def time_training_side_by_side(models: dict[str, nn.Module], cfg, data, device, 
         if i >= warmup:
             tokens += out.count
     rates = {name: round(tokens / seconds, 1) for name, seconds in elapsed.items()}
-    return {"train_tgt_tok_per_s": rates, "ours_over_torch": round(rates["ours"] / rates["torch.nn.Transformer"], 3),
-            "timed_steps": steps}
+    return {
+        "train_tgt_tok_per_s": rates,
+        "ours_over_torch": round(rates["ours"] / rates["torch.nn.Transformer"], 3),
+        "timed_steps": steps,
+    }
 
 
 def main() -> None:
@@ -100,10 +109,16 @@ def main() -> None:
     ours = build_model(cfg.model, data).to(device)
     reference = TorchTransformer(build_model(cfg.model, data)).to(device)
     report = {
-        "experiment": args.experiment, "overrides": args.override, "hardware": hardware_summary(device),
-        "parameters": {"ours": sum(p.numel() for p in ours.parameters()),
-                       "torch.nn.Transformer": sum(p.numel() for p in reference.parameters())},
-        **time_training_side_by_side({"ours": ours, "torch.nn.Transformer": reference}, cfg, data, device, args.steps, args.warmup),
+        "experiment": args.experiment,
+        "overrides": args.override,
+        "hardware": hardware_summary(device),
+        "parameters": {
+            "ours": sum(p.numel() for p in ours.parameters()),
+            "torch.nn.Transformer": sum(p.numel() for p in reference.parameters()),
+        },
+        **time_training_side_by_side(
+            {"ours": ours, "torch.nn.Transformer": reference}, cfg, data, device, args.steps, args.warmup
+        ),
     }
     if args.checkpoint:
         ours.load_state_dict(checkpoint.load(args.checkpoint, device)["model"])
@@ -112,10 +127,13 @@ def main() -> None:
     for cache in (True, False):
         ours.cfg.kv_cache = cache
         report["decode"]["kv_cache" if cache else "no_cache"] = time_decoding(
-            ours, cfg, data, device, args.decode_sentences, cfg.task.test_beam)
+            ours, cfg, data, device, args.decode_sentences, cfg.task.test_beam
+        )
     print(f"{args.experiment} on {device}, {torch.get_num_threads()} threads")
-    print(f"train target tok/s: ours {report['train_tgt_tok_per_s']['ours']:.0f}, torch.nn.Transformer "
-          f"{report['train_tgt_tok_per_s']['torch.nn.Transformer']:.0f} (ratio {report['ours_over_torch']:.2f})")
+    print(
+        f"train target tok/s: ours {report['train_tgt_tok_per_s']['ours']:.0f}, torch.nn.Transformer "
+        f"{report['train_tgt_tok_per_s']['torch.nn.Transformer']:.0f} (ratio {report['ours_over_torch']:.2f})"
+    )
     for name, rates in report["decode"].items():
         print(f"decode {name}: " + ", ".join(f"{k} {v['sent_per_s']:.1f} sent/s" for k, v in rates.items() if k != "sentences"))
     if args.json:

@@ -66,8 +66,12 @@ def time_training(model: nn.Module, cfg, data, device: torch.device, steps: int,
             torch.cuda.synchronize()
         if i >= warmup:
             elapsed, tokens, sentences = elapsed + time.perf_counter() - start, tokens + out.count, sentences + len(batch["src"])
-    return {"train_tgt_tok_per_s": round(tokens / elapsed, 1), "train_sent_per_s": round(sentences / elapsed, 1),
-            "step_ms": round(1000 * elapsed / steps, 1), "timed_steps": steps}
+    return {
+        "train_tgt_tok_per_s": round(tokens / elapsed, 1),
+        "train_sent_per_s": round(sentences / elapsed, 1),
+        "step_ms": round(1000 * elapsed / steps, 1),
+        "timed_steps": steps,
+    }
 
 
 @torch.no_grad()
@@ -80,9 +84,15 @@ def time_decoding(model: nn.Module, cfg, data, device: torch.device, sentences: 
         count += len(batch["src"])
     model.eval()
     rates = {}
-    for name, decode in (("greedy", lambda b: greedy_decode(model, b["src"], b["src_len"], cfg.task.max_len_a, cfg.task.max_len_b)),
-                         (f"beam{beam}", lambda b: beam_search(model, b["src"], b["src_len"], beam, cfg.task.length_penalty,
-                                                               cfg.task.max_len_a, cfg.task.max_len_b))):
+    for name, decode in (
+        ("greedy", lambda b: greedy_decode(model, b["src"], b["src_len"], cfg.task.max_len_a, cfg.task.max_len_b)),
+        (
+            f"beam{beam}",
+            lambda b: beam_search(
+                model, b["src"], b["src_len"], beam, cfg.task.length_penalty, cfg.task.max_len_a, cfg.task.max_len_b
+            ),
+        ),
+    ):
         start, out_tokens = time.perf_counter(), 0
         for batch in batches:
             out_tokens += sum(len(h.tokens) + 1 for h in decode(batch))
@@ -117,8 +127,13 @@ def bench(experiment: str, overrides: list[str], checkpoint_path: str | None, de
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", action="append", help=f"default: {', '.join(EXPERIMENTS)}")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="EXPERIMENT=PATH",
-                        help="trained weights to decode with (a run's best.pt)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="EXPERIMENT=PATH",
+        help="trained weights to decode with (a run's best.pt)",
+    )
     parser.add_argument("--override", action="append", default=[], help="a Hydra override for every experiment")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -136,12 +151,16 @@ def main() -> None:
     results = [bench(exp, args.override, checkpoints.get(exp), device, args) for exp in experiments]
     report = {"hardware": hardware_summary(device), "threads": torch.get_num_threads(), "results": results}
     print(f"Multi30k de-en, {device}, {torch.get_num_threads()} threads")
-    print(f"{'experiment':<16}{'params':>9}{'train tok/s':>13}{'padding':>9}{'(random)':>9}{'greedy sent/s':>15}{'beam sent/s':>13}")
+    print(
+        f"{'experiment':<16}{'params':>9}{'train tok/s':>13}{'padding':>9}{'(random)':>9}{'greedy sent/s':>15}{'beam sent/s':>13}"
+    )
     for r in results:
         beam = next(v for k, v in r["decode"].items() if k.startswith("beam"))
-        print(f"{r['experiment']:<16}{r['parameters'] / 1e6:>8.2f}M{r['train_tgt_tok_per_s']:>13.0f}"
-              f"{100 * r['padding_share']:>8.1f}%{100 * r['padding_share_random_order']:>8.1f}%"
-              f"{r['decode']['greedy']['sent_per_s']:>15.1f}{beam['sent_per_s']:>13.1f}")
+        print(
+            f"{r['experiment']:<16}{r['parameters'] / 1e6:>8.2f}M{r['train_tgt_tok_per_s']:>13.0f}"
+            f"{100 * r['padding_share']:>8.1f}%{100 * r['padding_share_random_order']:>8.1f}%"
+            f"{r['decode']['greedy']['sent_per_s']:>15.1f}{beam['sent_per_s']:>13.1f}"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

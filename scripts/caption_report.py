@@ -1,14 +1,14 @@
 """Re-evaluate a finished captioning run (Show-Attend-Tell) with the current metrics.
 
-    python scripts/caption_report.py evaluate runs/show_attend_tell_scenes/<run> [--split test] [--beam 3]
-        decodes the split with the run's best.pt at the given beam width (default: the run's
-        task.test_beam) and writes eval.<split>.beam<K>.json (caption metrics, localization on
-        the scenes set, decoding time, hardware) into the run directory. Use it for runs that
-        finished before a metric was added (e.g. localization_previous_step).
-    python scripts/caption_report.py where runs/show_attend_tell_scenes/<run>
-        scenes runs: where the attention peak of each colour word falls (the named object,
-        another object of the image, or the background), by the phrase's place in the caption
-        (1st, 2nd, 3rd object named); writes eval.test.where.json.
+python scripts/caption_report.py evaluate runs/show_attend_tell_scenes/<run> [--split test] [--beam 3]
+    decodes the split with the run's best.pt at the given beam width (default: the run's
+    task.test_beam) and writes eval.<split>.beam<K>.json (caption metrics, localization on
+    the scenes set, decoding time, hardware) into the run directory. Use it for runs that
+    finished before a metric was added (e.g. localization_previous_step).
+python scripts/caption_report.py where runs/show_attend_tell_scenes/<run>
+    scenes runs: where the attention peak of each colour word falls (the named object,
+    another object of the image, or the background), by the phrase's place in the caption
+    (1st, 2nd, 3rd object named); writes eval.test.where.json.
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ def evaluate(run: Path, split: str, beam: int | None) -> dict:
     seconds = time.perf_counter() - start
     used_beam = task.test_beam if split == "test" else 1
     report = {
-        "run": str(run), "checkpoint": weights_used(run).name, "split": split, "beam": used_beam, **metrics,
-        "decode_seconds": round(seconds, 1), "hardware": hardware_summary(next(model.parameters()).device),
+        "run": str(run),
+        "checkpoint": weights_used(run).name,
+        "split": split,
+        "beam": used_beam,
+        **metrics,
+        "decode_seconds": round(seconds, 1),
+        "hardware": hardware_summary(next(model.parameters()).device),
     }
     (run / f"eval.{split}.beam{used_beam}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -70,13 +75,29 @@ def where(run: Path) -> dict:
                 if word in COLOURS and following in SHAPES:
                     place += 1
                     named = by_name.get((word, following))
-                    target = peak_target(hyp.attention[t], named, objects, cfg.data.scenes_image_size) if named else "object not in image"
+                    target = (
+                        peak_target(hyp.attention[t], named, objects, cfg.data.scenes_image_size)
+                        if named
+                        else "object not in image"
+                    )
                     counts[f"phrase {place}", target] += 1
     places = sorted({p for p, _ in counts})
-    report = {"run": str(run), "checkpoint": weights_used(run).name, "beam": task.test_beam, "by_phrase": {
-        p: {"colour words": sum(n for (q, _), n in counts.items() if q == p),
-            **{target: round(n / sum(m for (q, _), m in counts.items() if q == p), 4) for (q, target), n in sorted(counts.items()) if q == p}}
-        for p in places}}
+    report = {
+        "run": str(run),
+        "checkpoint": weights_used(run).name,
+        "beam": task.test_beam,
+        "by_phrase": {
+            p: {
+                "colour words": sum(n for (q, _), n in counts.items() if q == p),
+                **{
+                    target: round(n / sum(m for (q, _), m in counts.items() if q == p), 4)
+                    for (q, target), n in sorted(counts.items())
+                    if q == p
+                },
+            }
+            for p in places
+        },
+    }
     (run / "eval.test.where.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from attention_zoo.build import build_data, build_model, build_task
 from attention_zoo.engine.optim import build_optimizer, build_schedule
@@ -64,26 +63,39 @@ def smoke(experiment: str, steps: int, overrides: list[str], run_dir: Path) -> d
         epoch += 1
     window = max(steps // 10, 1)
     return {
-        "experiment": experiment, "overrides": overrides, "steps": steps,
+        "experiment": experiment,
+        "overrides": overrides,
+        "steps": steps,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "loss_first": statistics.mean(losses[:window]), "loss_last": statistics.mean(losses[-window:]),
-        "all_finite": all(math.isfinite(x) for x in losses), "lr_last": optimizer.param_groups[0]["lr"],
-        "s_per_step": statistics.median(seconds[1:] or seconds), "losses": [round(x, 4) for x in losses],
-        "updates_per_epoch": data.num_train_batches, "updates_planned": total_steps,
-        "hardware": hardware_summary(device), "torch": torch.__version__, "git_commit": git_commit(),
+        "loss_first": statistics.mean(losses[:window]),
+        "loss_last": statistics.mean(losses[-window:]),
+        "all_finite": all(math.isfinite(x) for x in losses),
+        "lr_last": optimizer.param_groups[0]["lr"],
+        "s_per_step": statistics.median(seconds[1:] or seconds),
+        "losses": [round(x, 4) for x in losses],
+        "updates_per_epoch": data.num_train_batches,
+        "updates_planned": total_steps,
+        "hardware": hardware_summary(device),
+        "torch": torch.__version__,
+        "git_commit": git_commit(),
         "command": f"python scripts/preset_smoke.py --experiment {experiment} --steps {steps} {' '.join(overrides)}".strip(),
     }
 
 
 def table() -> None:
-    rows = ["| preset | overrides | parameters | updates run | train loss, first → last 10% | finite | s / update | planned updates | time for the plan at this speed |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| preset | overrides | parameters | updates run | train loss, first → last 10% | finite | s / update "
+        "| planned updates | time for the plan at this speed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for path in sorted(OUT.glob("*.json")):
         r = json.loads(path.read_text())
         hours = r["s_per_step"] * r["updates_planned"] / 3600
-        rows.append(f"| `{r['experiment']}` | {' '.join(r['overrides']) or '—'} | {r['parameters'] / 1e6:.2f}M | {r['steps']} | "
-                    f"{r['loss_first']:.3f} → {r['loss_last']:.3f} | {'yes' if r['all_finite'] else '**no**'} | "
-                    f"{r['s_per_step']:.2f} | {r['updates_planned']:,} | {hours:.1f} h |")
+        rows.append(
+            f"| `{r['experiment']}` | {' '.join(r['overrides']) or '—'} | {r['parameters'] / 1e6:.2f}M | {r['steps']} | "
+            f"{r['loss_first']:.3f} → {r['loss_last']:.3f} | {'yes' if r['all_finite'] else '**no**'} | "
+            f"{r['s_per_step']:.2f} | {r['updates_planned']:,} | {hours:.1f} h |"
+        )
     page = PAGE.read_text() if PAGE.exists() else f"# Paper presets, run briefly\n\n{START}\n{END}\n"
     head, rest = page.split(START)
     PAGE.write_text(f"{head}{START}\n" + "\n".join(rows) + f"\n{END}{rest.split(END, 1)[1]}")
@@ -104,7 +116,10 @@ def main() -> None:
         OUT.mkdir(parents=True, exist_ok=True)
         name = "_".join([args.experiment, *(o.replace("=", "-").replace("/", "-") for o in args.overrides)])
         (OUT / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
-        print(f"{args.experiment}: loss {record['loss_first']:.3f} -> {record['loss_last']:.3f}, {record['s_per_step']:.2f} s/update")
+        print(
+            f"{args.experiment}: loss {record['loss_first']:.3f} -> {record['loss_last']:.3f}, "
+            f"{record['s_per_step']:.2f} s/update"
+        )
     table()
 
 

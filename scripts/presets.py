@@ -28,10 +28,22 @@ PAPER = Path(__file__).with_name("presets_paper.yaml")
 START, END = "<!-- presets:start -->", "<!-- presets:end -->"
 CONFIG_FIELDS = ("model", "epochs", "batch", "optimizer", "schedule", "warmup", "loss", "init", "regularization", "decoding")
 DATA_FIELDS = ("parameters", "batch_measured", "steps_per_epoch", "steps")
-LABELS = {"model": "model", "parameters": "parameters", "batch": "batch (config)", "batch_measured": "batch (measured)",
-          "steps_per_epoch": "updates / epoch", "epochs": "epochs", "steps": "updates in all", "warmup": "warmup",
-          "schedule": "schedule", "optimizer": "optimizer", "loss": "loss normalization", "init": "init",
-          "regularization": "regularization", "decoding": "decoding (test)"}
+LABELS = {
+    "model": "model",
+    "parameters": "parameters",
+    "batch": "batch (config)",
+    "batch_measured": "batch (measured)",
+    "steps_per_epoch": "updates / epoch",
+    "epochs": "epochs",
+    "steps": "updates in all",
+    "warmup": "warmup",
+    "schedule": "schedule",
+    "optimizer": "optimizer",
+    "loss": "loss normalization",
+    "init": "init",
+    "regularization": "regularization",
+    "decoding": "decoding (test)",
+}
 
 
 def _g(x: float) -> str:
@@ -45,19 +57,27 @@ def describe_model(m: dict) -> str:
         if m["block_attention"] != "none":
             text += f" + {m['block_attention']} {m['block_attention_options'] or ''}".rstrip()
         if m["non_local_stages"]:
-            text += f" + non-local {m['non_local_options'].get('instantiation')} at stages {m['non_local_stages']} ({m['non_local_placement']})"
+            instantiation = m["non_local_options"].get("instantiation")
+            text += f" + non-local {instantiation} at stages {m['non_local_stages']} ({m['non_local_placement']})"
         return text
     if name == "seq2seq":
-        return f"{m['num_layers']}x{m['hidden_dim']} {m['cell'].upper()}, {m['embed_dim']}-d embeddings, reversed source: {m['reverse_source']}"
+        layers = f"{m['num_layers']}x{m['hidden_dim']} {m['cell'].upper()}"
+        return f"{layers}, {m['embed_dim']}-d embeddings, reversed source: {m['reverse_source']}"
     if name == "rnnsearch":
-        return f"bi-GRU {m['hidden_dim']}, {m['embed_dim']}-d embeddings, attention {m['attention_dim']}, maxout {m['maxout_dim']}"
+        return (
+            f"bi-GRU {m['hidden_dim']}, {m['embed_dim']}-d embeddings, attention {m['attention_dim']}, maxout {m['maxout_dim']}"
+        )
     if name == "transformer":
         ln = "pre-LN" if m["norm_first"] else "post-LN"
-        return (f"Transformer {m['encoder_layers']}+{m['decoder_layers']} layers, d {m['d_model']}, {m['heads']} heads, "
-                f"FFN {m['d_ff']}, {ln}, tied: {m['share_embeddings']}, terms {dict(m['attention_types'])}")
+        return (
+            f"Transformer {m['encoder_layers']}+{m['decoder_layers']} layers, d {m['d_model']}, {m['heads']} heads, "
+            f"FFN {m['d_ff']}, {ln}, tied: {m['share_embeddings']}, terms {dict(m['attention_types'])}"
+        )
     if name == "show_attend_tell":
-        return (f"{m['encoder']} ({'fine-tuned' if m['fine_tune_encoder'] else 'frozen'}, weights {m['encoder_weights']}) "
-                f"+ LSTM {m['hidden_dim']}, {m['attention']} attention {m['attention_dim']}, embeddings {m['embed_dim']}")
+        return (
+            f"{m['encoder']} ({'fine-tuned' if m['fine_tune_encoder'] else 'frozen'}, weights {m['encoder_weights']}) "
+            f"+ LSTM {m['hidden_dim']}, {m['attention']} attention {m['attention_dim']}, embeddings {m['embed_dim']}"
+        )
     return name
 
 
@@ -65,7 +85,11 @@ def describe_batch(d: dict) -> str:
     if d["kind"] == "cifar":
         return f"{d['batch_size']} images" + (", 4-px pad/crop + flip" if d["augment"] else "")
     if d["kind"] == "multi30k":
-        tok = f"{d['tokenizer']}" + (f" {d['vocab_size']}" if d["tokenizer"] != "moses" else "") + (" joint" if d.get("joint_vocab") else "")
+        tok = (
+            f"{d['tokenizer']}"
+            + (f" {d['vocab_size']}" if d["tokenizer"] != "moses" else "")
+            + (" joint" if d.get("joint_vocab") else "")
+        )
         cap = f", <= {d['max_sentences']} sentences" if d.get("max_sentences") else ""
         return f"<= {d['max_tokens']} padded tokens a side{cap} ({tok})"
     return f"{d['batch_size']} captions of one length"
@@ -84,18 +108,26 @@ def describe_schedule(s: dict, epochs: int) -> str:
 
 def describe_optimizer(o: dict, clip) -> str:
     name = o["name"]
-    extra = {"sgd": f"momentum {_g(o.get('momentum', 0))}" + (" Nesterov" if o.get("nesterov") else ""),
-             "adam": f"betas {o.get('betas')}, eps {_g(o.get('eps', 0))}", "adamw": f"betas {o.get('betas')}",
-             "adadelta": f"rho {_g(o.get('rho', 0))}, eps {_g(o.get('eps', 0))}", "rmsprop": f"alpha {_g(o.get('alpha', 0))}"}
+    extra = {
+        "sgd": f"momentum {_g(o.get('momentum', 0))}" + (" Nesterov" if o.get("nesterov") else ""),
+        "adam": f"betas {o.get('betas')}, eps {_g(o.get('eps', 0))}",
+        "adamw": f"betas {o.get('betas')}",
+        "adadelta": f"rho {_g(o.get('rho', 0))}, eps {_g(o.get('eps', 0))}",
+        "rmsprop": f"alpha {_g(o.get('alpha', 0))}",
+    }
     text = f"{name} lr {_g(o['lr'])}, {extra.get(name, '')}, wd {_g(o.get('weight_decay', 0))}"
     return text + (f", grad norm clip {_g(clip)}" if clip else "")
 
 
 def describe_loss(t: dict) -> str:
     if t["name"] == "classification":
-        return "cross-entropy, mean over images" + (f", label smoothing {_g(t['label_smoothing'])}" if t.get("label_smoothing") else "")
+        return "cross-entropy, mean over images" + (
+            f", label smoothing {_g(t['label_smoothing'])}" if t.get("label_smoothing") else ""
+        )
     if t["name"] == "translation":
-        return {"token": "mean over target tokens", "sentence": "summed per sentence, mean over sentences"}[t["loss_normalization"]]
+        return {"token": "mean over target tokens", "sentence": "summed per sentence, mean over sentences"}[
+            t["loss_normalization"]
+        ]
     return "summed per caption, divided by target tokens"
 
 
@@ -105,14 +137,17 @@ def describe_init(m: dict) -> str:
         text = "He normal (fan-out) convolutions, BN (1, 0)"
         if m["non_local_stages"]:
             o = m["non_local_options"]
-            text += (f"; non-local θ φ g W_z ~ N(0, {o.get('conv_init_std')}²), BN scale 0, "
-                     f"1/sqrt(C') scale: {o.get('scale', True)}")
+            text += (
+                f"; non-local θ φ g W_z ~ N(0, {o.get('conv_init_std')}²), BN scale 0, 1/sqrt(C') scale: {o.get('scale', True)}"
+            )
         return text
     if name == "seq2seq":
         return f"U(-{_g(m['init_range'])}, {_g(m['init_range'])})"
     if name == "rnnsearch":
-        return {"bahdanau": "App. B.1: orthogonal recurrent, W_a U_a ~ N(0, 0.001²), v_a and biases 0, others N(0, 0.01²)",
-                "pytorch": "PyTorch defaults"}[m["init"]]
+        return {
+            "bahdanau": "App. B.1: orthogonal recurrent, W_a U_a ~ N(0, 0.001²), v_a and biases 0, others N(0, 0.01²)",
+            "pytorch": "PyTorch defaults",
+        }[m["init"]]
     if name == "transformer":
         return "Xavier-uniform weights, embeddings N(0, d^-0.5)"
     return "PyTorch defaults (encoder: its weights)"
@@ -122,7 +157,9 @@ def describe_regularization(cfg: dict) -> str:
     m, t, o = cfg["model"], cfg["task"], cfg["optim"]
     parts = []
     if "dropout" in m:
-        parts.append(f"dropout {_g(m['dropout'])}" + (f" (attention {_g(m['attention_dropout'])})" if "attention_dropout" in m else ""))
+        parts.append(
+            f"dropout {_g(m['dropout'])}" + (f" (attention {_g(m['attention_dropout'])})" if "attention_dropout" in m else "")
+        )
     if t.get("label_smoothing"):
         parts.append(f"label smoothing {_g(t['label_smoothing'])}")
     if o.get("weight_decay"):
@@ -153,7 +190,8 @@ def config_fields(cfg: dict) -> dict[str, str]:
     warmup = cfg["schedule"].get("warmup_steps") or 0
     return {
         "model": describe_model(cfg["model"]),
-        "epochs": str(cfg["trainer"]["epochs"]) + (f" (max {cfg['trainer']['max_steps']} updates)" if cfg["trainer"].get("max_steps") else ""),
+        "epochs": str(cfg["trainer"]["epochs"])
+        + (f" (max {cfg['trainer']['max_steps']} updates)" if cfg["trainer"].get("max_steps") else ""),
         "batch": describe_batch(cfg["data"]),
         "optimizer": describe_optimizer(cfg["optim"], cfg["trainer"].get("grad_clip_norm")),
         "schedule": describe_schedule(cfg["schedule"], cfg["trainer"]["epochs"]),
@@ -178,14 +216,19 @@ def data_fields(cfg) -> dict[str, str]:
     total = steps_per_epoch * cfg.trainer.epochs
     if cfg.trainer.max_steps:
         total = min(total, cfg.trainer.max_steps)
-    fields = {"parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
-              "steps_per_epoch": str(steps_per_epoch), "steps": f"{total:,}"}
+    fields = {
+        "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
+        "steps_per_epoch": str(steps_per_epoch),
+        "steps": f"{total:,}",
+    }
     if container["data"]["kind"] == "multi30k":
         train = data.ids["train"]
         rows = data.train_batch_rows
         src = statistics.mean(sum(len(train["src"][i]) for i in b) for b in rows)
         tgt = statistics.mean(sum(len(train["tgt"][i]) + 1 for i in b) for b in rows)
-        fields["batch_measured"] = f"{statistics.mean(map(len, rows)):.0f} sentences, {src:,.0f} source + {tgt:,.0f} target tokens"
+        fields["batch_measured"] = (
+            f"{statistics.mean(map(len, rows)):.0f} sentences, {src:,.0f} source + {tgt:,.0f} target tokens"
+        )
     elif container["data"]["kind"] == "captions":
         fields["batch_measured"] = f"{len(data.train_pairs) / steps_per_epoch:.1f} captions on average"
     else:
@@ -220,10 +263,28 @@ def markdown(table: dict) -> str:
     lines = []
     for group in table.values():
         presets = list(group["presets"])
-        lines += [f"### {group['title']}", "", "| setting | paper | " + " | ".join(f"`{p}`" for p in presets) + " |",
-                  "|---|---|" + "---|" * len(presets)]
-        for key in ("model", "parameters", "batch", "batch_measured", "steps_per_epoch", "epochs", "steps", "warmup",
-                    "schedule", "optimizer", "loss", "init", "regularization", "decoding"):
+        lines += [
+            f"### {group['title']}",
+            "",
+            "| setting | paper | " + " | ".join(f"`{p}`" for p in presets) + " |",
+            "|---|---|" + "---|" * len(presets),
+        ]
+        for key in (
+            "model",
+            "parameters",
+            "batch",
+            "batch_measured",
+            "steps_per_epoch",
+            "epochs",
+            "steps",
+            "warmup",
+            "schedule",
+            "optimizer",
+            "loss",
+            "init",
+            "regularization",
+            "decoding",
+        ):
             cells = [str(group["presets"][p].get(key, "")).replace("|", "/") for p in presets]
             lines.append(f"| {LABELS[key]} | {group['paper'].get(key, '')} | " + " | ".join(cells) + " |")
         lines.append("")

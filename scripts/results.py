@@ -44,8 +44,12 @@ def collect(run_dir: Path, results_dir: Path = Path("results/runs"), figures: bo
     if metrics.get("status") != "completed":
         raise SystemExit(f"{run_dir} has not completed (status {metrics.get('status')!r}); nothing collected.")
     target = results_dir / metrics["experiment"] / run_dir.name
-    extras = [*run_dir.glob("translations.*"), *run_dir.glob("captions.*.json"), *run_dir.glob("eval.*.json"),
-              *(run_dir.glob("figures/*.png") if figures else [])]
+    extras = [
+        *run_dir.glob("translations.*"),
+        *run_dir.glob("captions.*.json"),
+        *run_dir.glob("eval.*.json"),
+        *(run_dir.glob("figures/*.png") if figures else []),
+    ]
     names = [*RECORD_FILES, *(str(p.relative_to(run_dir)) for p in extras)]
     for name in names:
         if (run_dir / name).exists():
@@ -71,16 +75,20 @@ def records_of(row: dict, base: Path) -> list[str]:
     experiment = next((o.split("=", 1)[1] for o in row["overrides"] if o.startswith("experiment=")), None)
     if experiment is None:
         raise SystemExit(f"row {row['label']!r}: its overrides {row['overrides']} need an experiment=... entry.")
-    found = [d for d in runs_with(base / "runs" / experiment, row["overrides"], RUN_ONLY_OVERRIDES) if (d / "metrics.json").is_file()]
+    found = [
+        d for d in runs_with(base / "runs" / experiment, row["overrides"], RUN_ONLY_OVERRIDES) if (d / "metrics.json").is_file()
+    ]
     if not found:
-        raise SystemExit(f"row {row['label']!r}: no run record under {base / 'runs' / experiment} has the overrides "
-                         f"{row['overrides']}; collect finished runs with `python scripts/results.py collect RUN_DIR`.")
+        raise SystemExit(
+            f"row {row['label']!r}: no run record under {base / 'runs' / experiment} has the overrides "
+            f"{row['overrides']}; collect finished runs with `python scripts/results.py collect RUN_DIR`."
+        )
     by_seed: dict[int, list[Path]] = {}
     for record in found:
         by_seed.setdefault(json.loads((record / "metrics.json").read_text())["seed"], []).append(record)
     repeated = {seed: [d.name for d in dirs] for seed, dirs in by_seed.items() if len(dirs) > 1}
     if repeated:
-        raise SystemExit(f"row {row['label']!r}: more than one record per seed {repeated}; remove the extra ones or list \"runs\".")
+        raise SystemExit(f'row {row["label"]!r}: more than one record per seed {repeated}; remove the extra ones or list "runs".')
     return [str(by_seed[seed][0].relative_to(base)) for seed in sorted(by_seed)]
 
 
@@ -92,7 +100,13 @@ def aggregate(row: dict, base: Path) -> dict:
     sources = [json.loads((base / run / file).read_text()) for run in records] if file else runs
     scale = row.get("scale", 1)
     values = [_get(m, dotted) * scale for m in sources]
-    hardware = sorted({f"{m['hardware'].get('gpu') or m['hardware']['cpu']} ({m['hardware']['device']}, {m['hardware']['cpu_threads']} threads)" for m in runs})
+    hardware = sorted(
+        {
+            f"{m['hardware'].get('gpu') or m['hardware']['cpu']} "
+            f"({m['hardware']['device']}, {m['hardware']['cpu_threads']} threads)"
+            for m in runs
+        }
+    )
     return {
         "experiment": runs[0]["experiment"],
         "label": row["label"],
@@ -126,7 +140,9 @@ def bench_cost(cost: dict | None, base: Path) -> dict:
     bench = json.loads((base / cost["bench"]).read_text())
     matches = [r for r in bench["results"] if r["variant"] == cost["variant"]]
     if not matches:
-        raise SystemExit(f"{cost['bench']} has no variant {cost['variant']!r}; it has {[r['variant'] for r in bench['results']]}.")
+        raise SystemExit(
+            f"{cost['bench']} has no variant {cost['variant']!r}; it has {[r['variant'] for r in bench['results']]}."
+        )
     return {"cost_source": cost["bench"], **{field: matches[0][field] for field in COST_FIELDS}}
 
 
@@ -146,7 +162,8 @@ def markdown(rows: list[dict], metric_name: str) -> str:
             cost = f" {r['parameters']:,} / {r['mflops_per_image']} / {r['train_img_per_s']} |" if "parameters" in r else " — |"
         lines.append(
             f"| {r['label']} | {r['dataset']} | {ours} | {', '.join(map(str, r['seeds']))} | "
-            f"{', '.join(map(str, r['epochs']))} | {r['wall_time_min']} min | {'; '.join(r['hardware'])} |{cost} {paper} | {links} |"
+            f"{', '.join(map(str, r['epochs']))} | {r['wall_time_min']} min | {'; '.join(r['hardware'])} |"
+            f"{cost} {paper} | {links} |"
         )
     return "\n".join(lines)
 
@@ -160,17 +177,22 @@ def per_seed_markdown(rows: list[dict], baseline_name: str) -> str:
     """Each row's value per seed, and its paired difference from the baseline row on the seeds both have."""
     names = [r["name"] for r in rows]
     if None in names or baseline_name not in names:
-        raise SystemExit(f"per_seed needs a \"name\" on every row and a row named {baseline_name!r}; the names are {names}.")
+        raise SystemExit(f'per_seed needs a "name" on every row and a row named {baseline_name!r}; the names are {names}.')
     baseline = dict(zip(rows[names.index(baseline_name)]["seeds"], rows[names.index(baseline_name)]["values"]))
     seeds = sorted({seed for r in rows for seed in r["seeds"]})
-    lines = [f"| | {' | '.join(f'seed {s}' for s in seeds)} | mean ± std | − {baseline_name}, same seeds | seeds above {baseline_name} |",
-             "|---|" + "---|" * (len(seeds) + 3)]
+    lines = [
+        f"| | {' | '.join(f'seed {s}' for s in seeds)} | mean ± std | − {baseline_name}, same seeds "
+        f"| seeds above {baseline_name} |",
+        "|---|" + "---|" * (len(seeds) + 3),
+    ]
     for r in rows:
         value_of = dict(zip(r["seeds"], r["values"]))
         cells = [f"{value_of[s]:.2f}" if s in value_of else "—" for s in seeds]
         differences = [value_of[s] - baseline[s] for s in seeds if s in value_of and s in baseline]
         paired = "" if r["name"] == baseline_name or not differences else _mean_std(differences, sign=True)
-        above = "" if r["name"] == baseline_name or not differences else f"{sum(d > 0 for d in differences)} of {len(differences)}"
+        above = (
+            "" if r["name"] == baseline_name or not differences else f"{sum(d > 0 for d in differences)} of {len(differences)}"
+        )
         lines.append(f"| {r['name']} | {' | '.join(cells)} | {_mean_std(r['values'])} | {paired} | {above} |")
     return "\n".join(lines)
 

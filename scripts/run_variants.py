@@ -6,14 +6,16 @@
         --variants none se cbam --seeds 0 1 2
 
 With --seeds, every variant runs once per seed (seed by seed: all variants of seed 0 first,
-so that a stopped grid has whole comparisons). For each run: a finished run (metrics.json) under runs/<experiment>/ with the same overrides
+so that a stopped grid has whole comparisons). For each run: a finished run (metrics.json) under
+runs/<experiment>/ with the same overrides
 is kept and skipped, and so is a run record committed under results/runs/<experiment>/ (by
 ``scripts/results.py collect``, which keeps .hydra/overrides.yaml) with the same overrides, so that a fresh clone
 goes on with the grid rather than repeating it; an unfinished run (last.pt without metrics.json)
 is resumed; otherwise a new run starts. A finished run or record counts only if its resolved
 config.yaml equals the config the command composes today, settings of the environment aside
 (paths, logger, device, ...): a record made before a default changed (an init, a scale, a
-decoding rule) is named with the settings that differ and run again. So the command can be stopped at any time and started again to go on where it was,
+decoding rule) is named with the settings that differ and run again. So the command can be stopped
+at any time and started again to go on where it was,
 which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
 """
 

@@ -55,7 +55,7 @@ def by_length(runs: dict[str, Path], data_root: Path, edges: tuple[int, ...], ou
     pairs = {(c.data.src, c.data.tgt) for c in configs.values()}
     if len(pairs) != 1:
         raise SystemExit(f"The runs translate different language pairs {sorted(pairs)}; compare runs of one pair.")
-    (src, tgt), = pairs
+    ((src, tgt),) = pairs
     sources, references = load_pairs(data_root, "test2016", src, tgt, download=False)
     tokenizer = MosesTokenizer(lang=src)
     lengths = [len(tokenizer.tokenize(s, escape=False)) for s in sources]
@@ -80,7 +80,9 @@ def _plot(report: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, entry in report["runs"].items():
         buckets = [b for b in entry["buckets"] if b["bleu"] is not None]
-        ax.plot([f"{_bucket_label(b)}\n({b['sentences']})" for b in buckets], [b["bleu"] for b in buckets], marker="o", label=label)
+        ax.plot(
+            [f"{_bucket_label(b)}\n({b['sentences']})" for b in buckets], [b["bleu"] for b in buckets], marker="o", label=label
+        )
     ax.set_xlabel(f"source length ({report['length_unit']}), sentences in brackets")
     ax.set_ylim(bottom=0)
     ax.set_ylabel("sacreBLEU")
@@ -105,7 +107,9 @@ def alignments(run: Path, sentences: list[int] | None, data_root: Path | None) -
     return figures
 
 
-def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, data_root: Path | None, weights: str | None = None) -> dict:
+def evaluate(
+    run: Path, split: str, beam: int, length_penalty: float | None, data_root: Path | None, weights: str | None = None
+) -> dict:
     cfg, data, model = load_run(run, data_root, weights=weights)
     if length_penalty is not None:
         cfg.task.length_penalty = length_penalty
@@ -114,12 +118,23 @@ def evaluate(run: Path, split: str, beam: int, length_penalty: float | None, dat
     metrics, hypotheses = task.translate(model, data.eval_batches(split), beam)
     seconds = time.perf_counter() - start
     scores = translation_scores(hypotheses, data.references[split], cfg.data.tgt)
-    tag = f"{split}.beam{beam}" + (f".lp{length_penalty:g}" if length_penalty is not None else "") + (f".{Path(weights).stem}" if weights else "")
+    tag = (
+        f"{split}.beam{beam}"
+        + (f".lp{length_penalty:g}" if length_penalty is not None else "")
+        + (f".{Path(weights).stem}" if weights else "")
+    )
     (run / f"translations.{tag}.{cfg.data.tgt}").write_text("\n".join(hypotheses) + "\n")
     report = {
-        "run": str(run), "checkpoint": weights or weights_used(run).name, "split": split, "beam": beam,
-        "length_penalty": cfg.task.length_penalty, "max_len": [cfg.task.max_len_a, cfg.task.max_len_b],
-        **metrics, **scores, "decode_seconds": round(seconds, 1), "hardware": hardware_summary(next(model.parameters()).device),
+        "run": str(run),
+        "checkpoint": weights or weights_used(run).name,
+        "split": split,
+        "beam": beam,
+        "length_penalty": cfg.task.length_penalty,
+        "max_len": [cfg.task.max_len_a, cfg.task.max_len_b],
+        **metrics,
+        **scores,
+        "decode_seconds": round(seconds, 1),
+        "hardware": hardware_summary(next(model.parameters()).device),
     }
     (run / f"eval.{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -130,13 +145,24 @@ def time_to(run: Path, bleu: float) -> dict:
     with open(run / "history.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     train_s = 0.0
-    report = {"run": str(run), "target_val_bleu": bleu, "reached": False, "epochs_run": len(rows),
-              "best_val_bleu": max(float(r["val/bleu"]) for r in rows)}
+    report = {
+        "run": str(run),
+        "target_val_bleu": bleu,
+        "reached": False,
+        "epochs_run": len(rows),
+        "best_val_bleu": max(float(r["val/bleu"]) for r in rows),
+    }
     for row in rows:
         train_s += float(row["time/epoch_s"])
         if float(row["val/bleu"]) >= bleu:
-            report.update(reached=True, epoch=int(row["epoch"]), step=int(row["step"]), val_bleu=float(row["val/bleu"]),
-                          train_minutes=round(train_s / 60, 1), wall_minutes=round(float(row["time/elapsed_s"]) / 60, 1))
+            report.update(
+                reached=True,
+                epoch=int(row["epoch"]),
+                step=int(row["step"]),
+                val_bleu=float(row["val/bleu"]),
+                train_minutes=round(train_s / 60, 1),
+                wall_minutes=round(float(row["time/elapsed_s"]) / 60, 1),
+            )
             break
     (run / f"eval.time_to_bleu{bleu:g}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -180,7 +206,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.out.with_suffix('.png')} and {args.out.with_suffix('.json')}")
     elif args.command == "evaluate":
         report = evaluate(args.run, args.split, args.beam, args.length_penalty, args.data_root, args.weights)
-        print(json.dumps({k: report[k] for k in ("split", "beam", "loss", "ppl", "bleu", "tok_bleu", "chrf", "bleu_signature")}, indent=2))
+        print(
+            json.dumps(
+                {k: report[k] for k in ("split", "beam", "loss", "ppl", "bleu", "tok_bleu", "chrf", "bleu_signature")}, indent=2
+            )
+        )
     else:
         for path in alignments(args.run, args.sentences, args.data_root).values():
             print(f"wrote {path}")

@@ -19,8 +19,18 @@ def fixture_images(n_per_split: int = 3) -> dict[str, list[tuple[str, list[str]]
         items = []
         for i in range(n_per_split):
             a, b = WORDS[k % len(WORDS)], WORDS[(k + 3) % len(WORDS)]
-            items.append((f"{1000 + k}_{split}{i}.jpg", [f"A {a} plays with a {b} .", f"The {a} is near the {b}.",
-                                                          f"a {a} and a {b}", f"A {a} runs .", f"There is a {b} ."]))
+            items.append(
+                (
+                    f"{1000 + k}_{split}{i}.jpg",
+                    [
+                        f"A {a} plays with a {b} .",
+                        f"The {a} is near the {b}.",
+                        f"a {a} and a {b}",
+                        f"A {a} runs .",
+                        f"There is a {b} .",
+                    ],
+                )
+            )
             k += 1
         splits[split] = items
     return splits
@@ -38,7 +48,8 @@ def write_flickr8k(root: Path, fmt: str, n_per_split: int = 3, image_folder: str
     if fmt == "karpathy":
         images = [
             {"filename": name, "split": split, "imgid": i, "sentences": [{"raw": c, "tokens": c.lower().split()} for c in caps]}
-            for split, items in splits.items() for i, (name, caps) in enumerate(items)
+            for split, items in splits.items()
+            for i, (name, caps) in enumerate(items)
         ]
         (folder / "dataset_flickr8k.json").write_text(json.dumps({"images": images, "dataset": "flickr8k"}))
     else:

@@ -77,7 +77,11 @@ def run_train(env: dict[str, str], *overrides: str, check: bool = True, timeout:
     """``python -m attention_zoo.train`` in a subprocess, as a user would run it."""
     proc = subprocess.run(
         [sys.executable, "-m", "attention_zoo.train", *overrides],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}")

@@ -23,25 +23,60 @@ def run_script(env, *args) -> subprocess.CompletedProcess:
 def test_translation_bench_reports_speed_padding_and_decoding(tmp_path):
     write_corpus(tmp_path / "data")
     env = dict(os.environ, ATTN_ZOO_DATA=str(tmp_path / "data"), ATTN_ZOO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
-    small = [f"--override={o}" for o in ("data.download=false", "data.min_freq=1", "data.max_tokens=40",
-                                          "model.embed_dim=16", "model.hidden_dim=16", "task.figure_sentences=[]")]
+    small = [
+        f"--override={o}"
+        for o in (
+            "data.download=false",
+            "data.min_freq=1",
+            "data.max_tokens=40",
+            "model.embed_dim=16",
+            "model.hidden_dim=16",
+            "task.figure_sentences=[]",
+        )
+    ]
     out = tmp_path / "bench.json"
-    proc = run_script(env, "scripts/bench_translation.py", *small, "--steps", "4", "--warmup", "1",
-                      "--decode-sentences", "4", "--beam", "3", "--json", str(out))
+    proc = run_script(
+        env,
+        "scripts/bench_translation.py",
+        *small,
+        "--steps",
+        "4",
+        "--warmup",
+        "1",
+        "--decode-sentences",
+        "4",
+        "--beam",
+        "3",
+        "--json",
+        str(out),
+    )
     report = json.loads(out.read_text())
     assert [r["experiment"] for r in report["results"]] == ["seq2seq_cpu", "rnnsearch_cpu"]
     for r in report["results"]:
         assert r["train_tgt_tok_per_s"] > 0 and r["timed_steps"] == 4
         assert 0 <= r["padding_share"] <= r["padding_share_random_order"] < 1
-        assert r["decode"]["sentences"] == 4 and r["decode"]["greedy"]["sent_per_s"] > 0 and r["decode"]["beam3"]["sent_per_s"] > 0
+        assert (
+            r["decode"]["sentences"] == 4 and r["decode"]["greedy"]["sent_per_s"] > 0 and r["decode"]["beam3"]["sent_per_s"] > 0
+        )
         assert r["decode_checkpoint"].startswith("none")
     assert "rnnsearch_cpu" in proc.stdout
 
 
 def test_resnet_bench_runs_on_synthetic_images(tmp_path):
     out = tmp_path / "bench.json"
-    run_script(dict(os.environ, OMP_NUM_THREADS="1"), "scripts/bench_resnet.py", "--synthetic", "--batch-size", "8",
-               "--steps", "2", "--warmup", "1", "--json", str(out))
+    run_script(
+        dict(os.environ, OMP_NUM_THREADS="1"),
+        "scripts/bench_resnet.py",
+        "--synthetic",
+        "--batch-size",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--json",
+        str(out),
+    )
     report = json.loads(out.read_text())
     assert [r["channels_last"] for r in report["results"]] == [False, True]
     assert all(r["train_img_per_s"] > 0 and 0 <= r["data_wait_share"] < 1 for r in report["results"])
@@ -50,11 +85,32 @@ def test_resnet_bench_runs_on_synthetic_images(tmp_path):
 def test_transformer_bench_compares_with_torch_and_times_the_kv_cache(tmp_path):
     write_corpus(tmp_path / "data")
     env = dict(os.environ, ATTN_ZOO_DATA=str(tmp_path / "data"), ATTN_ZOO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
-    small = [f"--override={o}" for o in ("data.download=false", "data.vocab_size=120", "data.max_tokens=40",
-                                          "model.d_model=16", "model.heads=2", "model.d_ff=32", "task.figure_sentences=[]")]
+    small = [
+        f"--override={o}"
+        for o in (
+            "data.download=false",
+            "data.vocab_size=120",
+            "data.max_tokens=40",
+            "model.d_model=16",
+            "model.heads=2",
+            "model.d_ff=32",
+            "task.figure_sentences=[]",
+        )
+    ]
     out = tmp_path / "bench.json"
-    run_script(env, "scripts/bench_transformer.py", *small, "--steps", "3", "--warmup", "1", "--decode-sentences", "4",
-               "--json", str(out))
+    run_script(
+        env,
+        "scripts/bench_transformer.py",
+        *small,
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--decode-sentences",
+        "4",
+        "--json",
+        str(out),
+    )
     report = json.loads(out.read_text())
     assert set(report["train_tgt_tok_per_s"]) == {"ours", "torch.nn.Transformer"}
     assert report["ours_over_torch"] > 0
@@ -67,8 +123,24 @@ def test_transformer_bench_compares_with_torch_and_times_the_kv_cache(tmp_path):
 def test_cnn_attention_bench_reports_cost_and_overhead_of_each_block(tmp_path):
     out = tmp_path / "bench.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    run_script(env, "scripts/bench_cnn_attention.py", "--variants", "cbam", "none", "nonlocal_6blocks", "--depth", "14",
-               "--batch-size", "4", "--steps", "1", "--warmup", "0", "--json", str(out))
+    run_script(
+        env,
+        "scripts/bench_cnn_attention.py",
+        "--variants",
+        "cbam",
+        "none",
+        "nonlocal_6blocks",
+        "--depth",
+        "14",
+        "--batch-size",
+        "4",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--json",
+        str(out),
+    )
     report = json.loads(out.read_text())
     rows = {r["variant"]: r for r in report["results"]}
     assert report["results"][0]["variant"] == "none" and rows["none"]["train_time_ratio"] == 1.0
@@ -85,8 +157,21 @@ def test_captioning_bench_times_training_decoding_and_the_feature_cache(tmp_path
         cfg = compose(config_name="train", overrides=["experiment=show_attend_tell_scenes", *overrides])
     trained = build_model(cfg.model, build_data(cfg.data, cfg.seed))
     checkpoint.save_atomic({"model": trained.state_dict()}, tmp_path / "best.pt")
-    run_script(env, "scripts/bench_captioning.py", "--steps", "2", "--warmup", "1", "--decode-images", "4",
-               *[f"--override={o}" for o in overrides], "--checkpoint", str(tmp_path / "best.pt"), "--json", str(out))
+    run_script(
+        env,
+        "scripts/bench_captioning.py",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--decode-images",
+        "4",
+        *[f"--override={o}" for o in overrides],
+        "--checkpoint",
+        str(tmp_path / "best.pt"),
+        "--json",
+        str(out),
+    )
     report = json.loads(out.read_text())
     assert report["train_captions_per_s"] > 0 and set(report["decode_captions_per_s"]) == {"greedy", "beam3"}
     assert report["decode_checkpoint"] == str(tmp_path / "best.pt")

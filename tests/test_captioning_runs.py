@@ -32,8 +32,12 @@ def test_metric_wrapper_equals_pycocoevalcap_called_directly():
     gts = tokenizer.tokenize({k: [{"caption": r} for r in refs] for k, refs in enumerate(REFERENCES)})
     res = tokenizer.tokenize({k: [{"caption": h}] for k, h in enumerate(HYPOTHESES)})
     bleu = Bleu(4).compute_score(gts, res, verbose=0)[0]
-    direct = {**{f"bleu{n + 1}": b for n, b in enumerate(bleu)}, "meteor": Meteor().compute_score(gts, res)[0],
-              "rouge_l": Rouge().compute_score(gts, res)[0], "cider": Cider().compute_score(gts, res)[0]}
+    direct = {
+        **{f"bleu{n + 1}": b for n, b in enumerate(bleu)},
+        "meteor": Meteor().compute_score(gts, res)[0],
+        "rouge_l": Rouge().compute_score(gts, res)[0],
+        "cider": Cider().compute_score(gts, res)[0],
+    }
     assert ours == pytest.approx(direct)
     assert ours["bleu1"] > ours["bleu4"] > 0 and ours["cider"] > 0
     perfect = caption_scores([REFERENCES[0][0]], [REFERENCES[0]], spice=False)
@@ -42,8 +46,14 @@ def test_metric_wrapper_equals_pycocoevalcap_called_directly():
         caption_scores(HYPOTHESES, REFERENCES[:2])
 
 
-TINY_MODEL = ["model.embed_dim=16", "model.hidden_dim=32", "model.attention_dim=16", "task.figure_images=[0,1]",
-              "trainer.epochs=2", "trainer.progress_bar=false"]
+TINY_MODEL = [
+    "model.embed_dim=16",
+    "model.hidden_dim=32",
+    "model.attention_dim=16",
+    "task.figure_images=[0,1]",
+    "trainer.epochs=2",
+    "trainer.progress_bar=false",
+]
 
 
 def test_scenes_run_reports_caption_metrics_localization_and_logs_attention_figures(train_env):
@@ -61,20 +71,36 @@ def test_scenes_run_reports_caption_metrics_localization_and_logs_attention_figu
     assert {"figures/attention_test_0", "val/bleu4", "val/localization", "test/cider", "train/nll"} <= logged
     # the report script re-scores the run with its best.pt exactly as its test did, and says where attention went
     for command in ("evaluate", "where"):
-        proc = subprocess.run([sys.executable, "scripts/caption_report.py", command, str(run)], cwd=REPO, env=train_env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "scripts/caption_report.py", command, str(run)],
+            cwd=REPO,
+            env=train_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
     rescored = json.loads((run / "eval.test.beam3.json").read_text())
     assert all(rescored[k] == pytest.approx(v) for k, v in metrics["test"].items())
     where = json.loads((run / "eval.test.where.json").read_text())["by_phrase"]
-    assert all(sum(v for k, v in shares.items() if k != "colour words") == pytest.approx(1, abs=1e-3) for shares in where.values())
+    assert all(
+        sum(v for k, v in shares.items() if k != "colour words") == pytest.approx(1, abs=1e-3) for shares in where.values()
+    )
 
 
 def test_flickr8k_run_with_a_frozen_encoder_caches_its_features(train_env, tmp_path):
     train_env = dict(train_env, ATTN_ZOO_DATA=str(tmp_path / "flickr_root"))  # not the shared CIFAR root
     write_flickr8k(tmp_path / "flickr_root", "original", n_per_split=4)
-    frozen = ["experiment=show_attend_tell", "model.encoder=scenes_cnn", "model.encoder_weights=null", "data.image_size=64",
-              "data.batch_size=8", "optim.lr=0.001", *TINY_MODEL, "trainer.epochs=1"]
+    frozen = [
+        "experiment=show_attend_tell",
+        "model.encoder=scenes_cnn",
+        "model.encoder_weights=null",
+        "data.image_size=64",
+        "data.batch_size=8",
+        "optim.lr=0.001",
+        *TINY_MODEL,
+        "trainer.epochs=1",
+    ]
     run_train(train_env, *frozen)  # reuse of the cache by a later run: test_show_attend_tell.py
     assert len(list(Path(train_env["ATTN_ZOO_CACHE"]).glob("captions-flickr8k-features-*.pt"))) == 1
     (run,) = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), "show_attend_tell")

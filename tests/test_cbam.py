@@ -16,8 +16,11 @@ def test_channel_attention_equals_eq_2_for_each_pooling():
     torch.manual_seed(0)
     x = torch.randn(3, 32, 5, 6)
     avg, mx = x.mean(dim=(2, 3)), x.amax(dim=(2, 3))
-    for pooling, logits in (("avg", lambda m: _mlp(m, avg)), ("max", lambda m: _mlp(m, mx)),
-                            ("avg+max", lambda m: _mlp(m, avg) + _mlp(m, mx))):
+    for pooling, logits in (
+        ("avg", lambda m: _mlp(m, avg)),
+        ("max", lambda m: _mlp(m, mx)),
+        ("avg+max", lambda m: _mlp(m, avg) + _mlp(m, mx)),
+    ):
         module = ChannelAttention(32, reduction=4, pooling=pooling)
         weights = module(x)
         assert weights.shape == (3, 32, 1, 1)

@@ -51,8 +51,13 @@ def test_block_options_are_refused_for_other_models(compose_cfg):
         build_model(OmegaConf.to_container(cfg.model, resolve=True), _NoData())
 
 
-@pytest.mark.parametrize("block", [{"block_attention": "cbam", "block_attention_options": {"reduction": 4}},
-                                   {"non_local_stages": (2, 3), "non_local_options": {"instantiation": "concatenation"}}])
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"block_attention": "cbam", "block_attention_options": {"reduction": 4}},
+        {"non_local_stages": (2, 3), "non_local_options": {"instantiation": "concatenation"}},
+    ],
+)
 def test_attention_resnet_overfits_one_batch(block):
     torch.manual_seed(0)
     model = CifarResNet(ResNetConfig(depth=14, widths=(8, 16, 32), **block))
@@ -69,12 +74,16 @@ def test_attention_resnet_overfits_one_batch(block):
 
 def test_figure_maps_have_the_feature_map_shapes_and_non_local_rows_are_weights():
     torch.manual_seed(0)
-    model = CifarResNet(ResNetConfig(depth=14, block_attention="cbam", block_attention_options={"reduction": 4},
-                                     non_local_stages=(2,))).eval()
+    model = CifarResNet(
+        ResNetConfig(depth=14, block_attention="cbam", block_attention_options={"reduction": 4}, non_local_stages=(2,))
+    ).eval()
     images = torch.randn(3, 3, 32, 32)
     maps = cbam_spatial_maps(model, images)
     assert {k: tuple(v.shape) for k, v in maps.items()} == {
-        "M_s stage 1": (3, 32, 32), "M_s stage 2": (3, 16, 16), "M_s stage 3": (3, 8, 8)}
+        "M_s stage 1": (3, 32, 32),
+        "M_s stage 2": (3, 16, 16),
+        "M_s stage 3": (3, 8, 8),
+    }
     cam = grad_cam(model, images, model.stages[-1], torch.tensor([0, 1, 2]))
     assert cam.shape == (3, 32, 32) and (cam >= 0).all()
     queries = non_local_maps(model, images, [(0.5, 0.5), (0.0, 0.0)])
@@ -106,8 +115,10 @@ def test_cbam_and_non_local_runs_draw_their_maps_and_log_them(train_env):
     assert (cbam_run / "figures" / "attention_maps_test.png").is_file()
     assert not (cbam_run / "figures" / "non_local_test.png").exists()
     assert (non_local_run / "figures" / "non_local_test.png").is_file()
-    for run, keys in ((cbam_run, {"figures/attention_maps_test"}),
-                      (non_local_run, {"figures/attention_maps_test", "figures/non_local_test"})):
+    for run, keys in (
+        (cbam_run, {"figures/attention_maps_test"}),
+        (non_local_run, {"figures/attention_maps_test", "figures/non_local_test"}),
+    ):
         metrics = json.loads((run / "metrics.json").read_text())
         assert metrics["status"] == "completed"
         (wandb_run,) = (run / "wandb").glob("offline-run-*")

@@ -27,8 +27,13 @@ def test_every_experiment_composes_and_resolves(compose_cfg, experiment):
 
 
 # Options that only make sense together with the translation data, model and task.
-TRANSLATION = {("data", "multi30k"), ("model", "seq2seq"), ("model", "rnnsearch"), ("model", "transformer"),
-               ("task", "translation")}
+TRANSLATION = {
+    ("data", "multi30k"),
+    ("model", "seq2seq"),
+    ("model", "rnnsearch"),
+    ("model", "transformer"),
+    ("task", "translation"),
+}
 CAPTIONING = {("data", "flickr8k"), ("data", "scenes"), ("model", "show_attend_tell"), ("task", "captioning")}
 
 

@@ -64,7 +64,9 @@ def test_every_optimizer_builds_and_unknown_names_list_valid_ones():
     ):
         opt = build_optimizer(model, cfg)
         assert opt.param_groups[0]["lr"] == cfg["lr"]
-    adamw = build_optimizer(model, {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-9, "weight_decay": 0.1, "decay_norm_and_bias": False})
+    adamw = build_optimizer(
+        model, {"name": "adamw", "lr": 1e-3, "betas": [0.9, 0.98], "eps": 1e-9, "weight_decay": 0.1, "decay_norm_and_bias": False}
+    )
     assert [g["weight_decay"] for g in adamw.param_groups] == [0.1, 0.0]  # bias spared
     with pytest.raises(ValueError, match="valid: sgd, adam, adamw, adadelta, rmsprop"):
         build_optimizer(model, {"name": "lion", "lr": 1.0, "weight_decay": 0.0})

@@ -68,10 +68,7 @@ def test_two_job_multirun_gives_two_runs_in_one_group(train_env):
 def _comparable(run_dir):
     """Everything a run computed, without timings."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    rows = [
-        {k: v for k, v in row.items() if not k.startswith("time/")}
-        for row in csv.DictReader(open(run_dir / "history.csv"))
-    ]
+    rows = [{k: v for k, v in row.items() if not k.startswith("time/")} for row in csv.DictReader(open(run_dir / "history.csv"))]
     return metrics["test"], metrics["best_val"], metrics["steps"], rows
 
 
@@ -102,7 +99,11 @@ def test_resume_refuses_a_config_that_computes_something_else(train_env):
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env):
     proc = subprocess.Popen(
         [sys.executable, "-m", "attention_zoo.train", *SMOKE, "trainer.epochs=1000"],
-        cwd=REPO, env=train_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=train_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not list(Path(train_env["ATTN_ZOO_RUNS"]).glob("**/last.pt")) and time.monotonic() < deadline:
@@ -143,8 +144,14 @@ main()
 
 
 def test_a_sweeper_receives_the_best_validation_value_never_the_test_value(train_env):
-    proc = subprocess.run([sys.executable, "-c", SWEEPER_PROBE, "-m", *SMOKE, "trainer.epochs=2", "seed=0,1"],
-                          cwd=REPO, env=train_env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", SWEEPER_PROBE, "-m", *SMOKE, "trainer.epochs=2", "seed=0,1"],
+        cwd=REPO,
+        env=train_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     received = [json.loads(x.split(" ", 1)[1]) for x in proc.stdout.splitlines() if x.startswith("SWEEPER_RECEIVES ")]
     runs = sorted(_runs(train_env), key=lambda r: json.loads((r / "metrics.json").read_text())["seed"])

@@ -21,8 +21,15 @@ def test_pairs_are_read_aligned(tmp_path):
 @pytest.mark.parametrize("tokenizer", ["moses", "bpe"])
 def test_vocabulary_is_fitted_on_the_training_split_only(tmp_path, tokenizer):
     write_corpus(tmp_path)
-    cfg = TranslationConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), download=False, min_freq=1,
-                            tokenizer=tokenizer, vocab_size=60, joint_vocab=True)
+    cfg = TranslationConfig(
+        root=str(tmp_path),
+        cache_dir=str(tmp_path / "cache"),
+        download=False,
+        min_freq=1,
+        tokenizer=tokenizer,
+        vocab_size=60,
+        joint_vocab=True,
+    )
     data = TranslationData(cfg, seed=0)
     horse = data.ids["val"]["tgt"][1]  # "A horse jumps.": words of the val split only
     if tokenizer == "moses":
@@ -60,7 +67,7 @@ def test_truncated_and_empty_gzip_and_bad_bytes(tmp_path):
     with pytest.raises(multi30k.Multi30kError, match="val.de.gz is empty"):
         multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
     with gzip.open(folder / "val.de.gz", "wb") as fh:
-        fh.write("Zeile eins\nZeile zwei\n".encode() + b"Zeile \xff drei\n")
+        fh.write(b"Zeile eins\nZeile zwei\n" + b"Zeile \xff drei\n")
     with pytest.raises(multi30k.Multi30kError, match="val.de.gz, line 3: bytes that are not UTF-8"):
         multi30k.load_pairs(tmp_path, "val", "de", "en", download=False)
 

@@ -75,9 +75,9 @@ def test_concatenation_equals_relu_of_w_f_on_the_concatenated_pair():
     theta = block.theta(x).flatten(2)[0].T  # (N, 4)
     phi = block.phi(x).flatten(2)[0].T
     w_f = block.w_f.reshape(-1)  # [a; b], (8,)
-    expected = torch.stack([
-        torch.stack([F.relu(w_f @ torch.cat([theta[i], phi[j]])) for j in range(9)]) for i in range(9)
-    ]) / 9  # Eq. 5, C(x) = N
+    expected = (
+        torch.stack([torch.stack([F.relu(w_f @ torch.cat([theta[i], phi[j]])) for j in range(9)]) for i in range(9)]) / 9
+    )  # Eq. 5, C(x) = N
     assert torch.allclose(block.attention(x)[0], expected, atol=1e-6)
 
 

@@ -51,7 +51,9 @@ def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
 # --- Bahdanau et al. 2015 ------------------------------------------------------------------------
 def _rnnsearch(init="bahdanau") -> RNNSearch:
     torch.manual_seed(0)
-    return RNNSearch(RNNSearchConfig(src_vocab=20, tgt_vocab=15, embed_dim=6, hidden_dim=8, attention_dim=7, maxout_dim=5, init=init))
+    return RNNSearch(
+        RNNSearchConfig(src_vocab=20, tgt_vocab=15, embed_dim=6, hidden_dim=8, attention_dim=7, maxout_dim=5, init=init)
+    )
 
 
 def test_decoder_starts_from_the_backward_encoder_state_of_the_first_word():
@@ -59,7 +61,9 @@ def test_decoder_starts_from_the_backward_encoder_state_of_the_first_word():
     model = _rnnsearch(init="pytorch")
     src, src_len = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), torch.tensor([4, 2])
     backward = nn.GRU(6, 8, batch_first=True)
-    backward.load_state_dict({k.removesuffix("_reverse"): v for k, v in model.encoder.state_dict().items() if k.endswith("_reverse")})
+    backward.load_state_dict(
+        {k.removesuffix("_reverse"): v for k, v in model.encoder.state_dict().items() if k.endswith("_reverse")}
+    )
     for row, n in enumerate(src_len.tolist()):
         words = model.src_embed(src[row : row + 1, :n]).flip(1)  # (1, n, m): last word first
         _, h_first = backward(words)  # ←h_1 (1, 1, n)
@@ -79,7 +83,13 @@ def test_rnnsearch_init_follows_appendix_b1():
     for name, param in big.named_parameters():
         if "bias" in name:
             assert torch.equal(param, torch.zeros_like(param)), name
-    for weight in (big.encoder.weight_ih_l0, big.out.weight, big.out_context.weight, big.init_state.weight, big.tgt_embed.weight[4:]):
+    for weight in (
+        big.encoder.weight_ih_l0,
+        big.out.weight,
+        big.out_context.weight,
+        big.init_state.weight,
+        big.tgt_embed.weight[4:],
+    ):
         assert weight.std().item() == pytest.approx(0.01, rel=0.1)
     assert torch.equal(big.src_embed.weight[0], torch.zeros(64))  # <pad>
     assert _rnnsearch("pytorch").encoder.weight_ih_l0.std().item() > 0.1  # the library default differs
@@ -88,8 +98,12 @@ def test_rnnsearch_init_follows_appendix_b1():
 # --- every attention module's parameters are used ------------------------------------------------
 # A key's bias b adds q_i·b to every logit of query i, the same for every key, so the softmax
 # over keys ignores it: these parameters exist but cannot learn.
-SOFTMAX_INVARIANT = {("non-local-embedded_gaussian", "phi.bias"), ("generalized-1000", "w_k.bias"),
-                     ("generalized-1111", "w_k.bias"), ("generalized-0010", "w_k.bias")}
+SOFTMAX_INVARIANT = {
+    ("non-local-embedded_gaussian", "phi.bias"),
+    ("generalized-1000", "w_k.bias"),
+    ("generalized-1111", "w_k.bias"),
+    ("generalized-0010", "w_k.bias"),
+}
 
 
 def _modules_and_inputs():
@@ -149,9 +163,14 @@ def test_every_attention_parameter_gets_gradient_and_moves_in_training(name, mod
         assert not torch.equal(param.detach(), before[key]), f"{name}: {key} did not move"
 
 
-@pytest.mark.parametrize("option", [{"block_attention": "se", "block_attention_options": {"reduction": 4}},
-                                    {"block_attention": "cbam", "block_attention_options": {"reduction": 4}},
-                                    {"non_local_stages": (2,), "non_local_options": {"instantiation": "embedded_gaussian"}}])
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"block_attention": "se", "block_attention_options": {"reduction": 4}},
+        {"block_attention": "cbam", "block_attention_options": {"reduction": 4}},
+        {"non_local_stages": (2,), "non_local_options": {"instantiation": "embedded_gaussian"}},
+    ],
+)
 def test_attention_inside_the_resnet_is_trained_with_it(option):
     """Inside the network too: an attention module replaced by the identity would leave its
     parameters where they started (a plain ResNet memorizes a batch without them)."""
@@ -160,9 +179,11 @@ def test_attention_inside_the_resnet_is_trained_with_it(option):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     attention = {  # the SE/CBAM modules on the residual branches, or the non-local block
-        f"{name}.{key}": p for name, module in model.named_modules()
+        f"{name}.{key}": p
+        for name, module in model.named_modules()
         if name.endswith(".attention") or isinstance(module, NonLocalBlock)
-        for key, p in module.named_parameters() if key != "phi.bias"  # softmax-invariant, see above
+        for key, p in module.named_parameters()
+        if key != "phi.bias"  # softmax-invariant, see above
     }
     assert len(attention) >= (5 if "non_local_stages" in option else 6 * 2)
     for _ in range(2):
@@ -177,8 +198,16 @@ def test_attention_inside_the_resnet_is_trained_with_it(option):
 # --- Xu et al. 2015 ------------------------------------------------------------------------------
 def _captioner(**overrides) -> ShowAttendTell:
     torch.manual_seed(0)
-    options = dict(vocab_size=7, encoder="scenes_cnn", encoder_weights=None, fine_tune_encoder=True,
-                   embed_dim=5, hidden_dim=6, attention_dim=4, dropout=0.0)
+    options = dict(
+        vocab_size=7,
+        encoder="scenes_cnn",
+        encoder_weights=None,
+        fine_tune_encoder=True,
+        embed_dim=5,
+        hidden_dim=6,
+        attention_dim=4,
+        dropout=0.0,
+    )
     return ShowAttendTell(ShowAttendTellConfig(**{**options, **overrides}))
 
 

@@ -35,8 +35,16 @@ def test_data_measurements_come_from_the_real_batcher(tmp_path):
     from multi30k_corpus import write_corpus
 
     write_corpus(tmp_path)
-    cfg = presets.compose_preset("rnnsearch", [f"data.root={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
-                                               "data.download=false", "data.min_freq=1", "data.max_sentences=5"])
+    cfg = presets.compose_preset(
+        "rnnsearch",
+        [
+            f"data.root={tmp_path}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "data.download=false",
+            "data.min_freq=1",
+            "data.max_sentences=5",
+        ],
+    )
     fields = presets.data_fields(cfg)
     assert fields["steps_per_epoch"] == "4"  # 18 training pairs, at most 5 a batch
     assert fields["steps"] == f"{4 * 20:,}" and fields["batch_measured"].startswith("4 sentences")

@@ -41,7 +41,9 @@ def test_the_readme_lists_more_than_a_handful_of_commands():
 
 
 def test_every_make_target_the_readme_names_exists():
-    targets = set(re.findall(r"`make ([a-z][a-z0-9-]+)", README)) | set(re.findall(r"^make ([a-z][a-z0-9-]+)", README, flags=re.M))
+    targets = set(re.findall(r"`make ([a-z][a-z0-9-]+)", README)) | set(
+        re.findall(r"^make ([a-z][a-z0-9-]+)", README, flags=re.M)
+    )
     listed = subprocess.run(["make", "-pRrq", "-f", "Makefile"], cwd=REPO, capture_output=True, text=True).stdout
     defined = set(re.findall(r"^([a-z][a-z0-9-]+):", listed, flags=re.M))
     assert targets and targets <= defined, targets - defined

@@ -98,8 +98,14 @@ def test_non_local_placements_follow_wang_et_al():
     every_other = CifarResNet(ResNetConfig(depth=56, non_local_stages=(1, 2), non_local_placement="every_other"))
     assert [stage.count("NL") for stage in _layout(every_other)] == [4, 4, 0]  # after blocks 2, 4, 6, 8 of 9
     assert _layout(every_other)[0][:4] == ["B", "B", "NL", "B"]
-    everywhere = CifarResNet(ResNetConfig(depth=20, non_local_stages=(1, 2), non_local_placement="all",
-                                          non_local_options={"instantiation": "dot_product", "subsample": True}))
+    everywhere = CifarResNet(
+        ResNetConfig(
+            depth=20,
+            non_local_stages=(1, 2),
+            non_local_placement="all",
+            non_local_options={"instantiation": "dot_product", "subsample": True},
+        )
+    )
     assert _layout(everywhere)[1] == ["B", "NL"] * 3
     blocks = [m for m in everywhere.modules() if isinstance(m, NonLocalBlock)]
     assert len(blocks) == 6 and all(b.instantiation == "dot_product" and b.pool is not None for b in blocks)

@@ -16,9 +16,25 @@ EXPERIMENT = SMOKE[0].split("=")[1]
 
 def run_variants(env, *variants) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "optim",
-         "--variants", *variants, "--", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "scripts/run_variants.py",
+            "--experiment",
+            EXPERIMENT,
+            "--group",
+            "optim",
+            "--variants",
+            *variants,
+            "--",
+            *SMOKE[1:],
+            "trainer.max_steps=2",
+            "trainer.epochs=1",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -39,9 +55,25 @@ def test_each_variant_runs_once_and_an_unfinished_one_is_resumed(train_env):
 
 
 def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_done(train_env):
-    command = [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "block",
-               "--variants", "none", "se", "--seeds", "0", "1", "--", *SMOKE[1:], "trainer.max_steps=1", "trainer.epochs=1",
-               "task.figure_images=[]"]
+    command = [
+        sys.executable,
+        "scripts/run_variants.py",
+        "--experiment",
+        EXPERIMENT,
+        "--group",
+        "block",
+        "--variants",
+        "none",
+        "se",
+        "--seeds",
+        "0",
+        "1",
+        "--",
+        *SMOKE[1:],
+        "trainer.max_steps=1",
+        "trainer.epochs=1",
+        "task.figure_images=[]",
+    ]
     first = subprocess.run(command, cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     runs = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)
@@ -67,9 +99,27 @@ def _committed_record(tmp_path, compose_cfg, wanted, name, **changes):
 
 def _run_sgd_variant(train_env, tmp_path):
     return subprocess.run(
-        [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "optim", "--variants", "sgd",
-         "--records", str(tmp_path / "records"), "--", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"],
-        cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "scripts/run_variants.py",
+            "--experiment",
+            EXPERIMENT,
+            "--group",
+            "optim",
+            "--variants",
+            "sgd",
+            "--records",
+            str(tmp_path / "records"),
+            "--",
+            *SMOKE[1:],
+            "trainer.max_steps=2",
+            "trainer.epochs=1",
+        ],
+        cwd=REPO,
+        env=train_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

@@ -10,8 +10,11 @@ from attention_zoo.attention.scaled_dot_product import MultiHeadAttention, scale
 
 def qkv(batch=2, heads=3, queries=4, keys=6, d_k=8, d_v=5, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch, heads, queries, d_k, generator=g), torch.randn(batch, heads, keys, d_k, generator=g),
-            torch.randn(batch, heads, keys, d_v, generator=g))
+    return (
+        torch.randn(batch, heads, queries, d_k, generator=g),
+        torch.randn(batch, heads, keys, d_k, generator=g),
+        torch.randn(batch, heads, keys, d_v, generator=g),
+    )
 
 
 KEY_MASK = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])  # second sentence: 2 padded keys
@@ -76,7 +79,7 @@ def test_multi_head_equals_heads_computed_one_by_one():
     for i in range(3):
         rows = slice(4 * i, 4 * (i + 1))
 
-        def project(linear, inputs):
+        def project(linear, inputs, rows=rows):
             return inputs @ linear.weight[rows].T + linear.bias[rows]
 
         scores = project(mha.w_q, x) @ project(mha.w_k, memory).transpose(1, 2) / 2.0  # √d_k = 2

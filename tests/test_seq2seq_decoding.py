@@ -11,9 +11,15 @@ def _model(kind="lstm", seed=0):
     torch.manual_seed(seed)
     if kind == "rnnsearch":
         # PyTorch's init: the paper's N(0, 0.01²) weights make near-uniform outputs whose ties decoding tests cannot use
-        model = RNNSearch(RNNSearchConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, attention_dim=20, maxout_dim=12, init="pytorch"))
+        model = RNNSearch(
+            RNNSearchConfig(
+                src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, attention_dim=20, maxout_dim=12, init="pytorch"
+            )
+        )
     else:
-        model = Seq2Seq(Seq2SeqConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, num_layers=2, cell=kind, init_range=0.3))
+        model = Seq2Seq(
+            Seq2SeqConfig(src_vocab=30, tgt_vocab=25, embed_dim=16, hidden_dim=24, num_layers=2, cell=kind, init_range=0.3)
+        )
     return model.eval()
 
 

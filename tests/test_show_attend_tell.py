@@ -16,8 +16,16 @@ VOCAB = 12
 
 def small_model(**overrides) -> ShowAttendTell:
     torch.manual_seed(0)
-    options = dict(vocab_size=VOCAB, encoder="scenes_cnn", encoder_weights=None, fine_tune_encoder=True,
-                   embed_dim=8, hidden_dim=16, attention_dim=8, dropout=0.0)
+    options = dict(
+        vocab_size=VOCAB,
+        encoder="scenes_cnn",
+        encoder_weights=None,
+        fine_tune_encoder=True,
+        embed_dim=8,
+        hidden_dim=16,
+        attention_dim=8,
+        dropout=0.0,
+    )
     return ShowAttendTell(ShowAttendTellConfig(**{**options, **overrides}))
 
 
@@ -34,7 +42,9 @@ def test_initial_state_gate_and_deep_output_follow_the_equations():
     memory = model.encode(features)
     state = model.start(memory)
     mean = features.mean(1)
-    assert torch.allclose(state["h"], torch.tanh(model.init_h(mean))) and torch.allclose(state["c"], torch.tanh(model.init_c(mean)))
+    assert torch.allclose(state["h"], torch.tanh(model.init_h(mean))) and torch.allclose(
+        state["c"], torch.tanh(model.init_c(mean))
+    )
     prev = torch.tensor([BOS, 5])
     log_probs, new_state, alpha = model.step(prev, state, memory)
     z = torch.sigmoid(model.gate(state["h"])) * torch.einsum("bl,bld->bd", alpha, features)  # β_t Σ α_ti a_i
@@ -64,13 +74,17 @@ def test_beam_one_equals_greedy(attention):
 
 class _Data:
     """The parts of CaptionData that the task's training step reads."""
+
     references = {"test": [["a"]]}
 
 
 def test_hard_attention_has_finite_gradients_and_moves_the_baseline():
     model = small_model(attention="hard", expected_context_prob=0.0).train()
     task = CaptioningTask(_Data(), entropy_weight=0.1)
-    batch = {"src": torch.randn(4, 3, 64, 64), "captions": torch.cat([torch.full((4, 1), BOS), torch.randint(4, VOCAB, (4, 6))], 1)}
+    batch = {
+        "src": torch.randn(4, 3, 64, 64),
+        "captions": torch.cat([torch.full((4, 1), BOS), torch.randint(4, VOCAB, (4, 6))], 1),
+    }
     out = model(batch["src"], batch["captions"][:, :-1])
     assert out["expected"].sum() == 0 and torch.isfinite(out["log_p_locations"]).all() and (out["log_p_locations"] <= 0).all()
     step = task.training_step(model, batch)
@@ -117,8 +131,12 @@ def test_localization_counts_colour_and_shape_words_at_their_attention_peak():
     scores = SceneCaptionScores(image_size=32)
     scores.add(words, attention, [red, blue, green])
     scores.add(["a", "green", "circle"], attention[:3], [red])
-    assert scores.summary() == {"localization": 3 / 6, "localization_previous_step": 4 / 6,
-                                "object_precision": 2 / 3, "object_recall": 2 / 4}
+    assert scores.summary() == {
+        "localization": 3 / 6,
+        "localization_previous_step": 4 / 6,
+        "object_precision": 2 / 3,
+        "object_recall": 2 / 4,
+    }
 
 
 def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):
@@ -150,6 +168,7 @@ def test_zero_initial_state_leaves_the_image_to_attention():
 
 def test_scenes_encoders_receptive_fields():
     """A cell of scenes_cnn_local sees 22 px (about one object); scenes_cnn's sees 38 px."""
+
     def pixels_seen_by_cell(name: str, row: int, col: int) -> torch.Tensor:
         torch.manual_seed(0)
         encoder = ImageEncoder(name, weights=None, fine_tune=True).eval()
@@ -175,8 +194,13 @@ def test_frozen_encoder_gets_no_gradient_and_keeps_its_batchnorm_statistics():
 
 
 def test_feature_cache_runs_a_frozen_encoder_once_and_gives_the_same_outputs(tmp_path):
-    cfg = CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), name="scenes",
-                        scenes_images={"train": 6, "val": 2, "test": 2}, batch_size=4)
+    cfg = CaptionConfig(
+        root=str(tmp_path),
+        cache_dir=str(tmp_path / "cache"),
+        name="scenes",
+        scenes_images={"train": 6, "val": 2, "test": 2},
+        batch_size=4,
+    )
     data = CaptionData(cfg, seed=0)
     model = small_model(fine_tune_encoder=False).eval()
     images = next(iter(data.val_batches()))["src"]
@@ -196,12 +220,29 @@ def test_feature_cache_runs_a_frozen_encoder_once_and_gives_the_same_outputs(tmp
 
 
 def test_overfits_a_tiny_scenes_set_to_its_exact_captions(tmp_path):
-    cfg = CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), name="scenes",
-                        scenes_images={"train": 10, "val": 2, "test": 2}, scenes_image_size=32, batch_size=16, max_len=20)
+    cfg = CaptionConfig(
+        root=str(tmp_path),
+        cache_dir=str(tmp_path / "cache"),
+        name="scenes",
+        scenes_images={"train": 10, "val": 2, "test": 2},
+        scenes_image_size=32,
+        batch_size=16,
+        max_len=20,
+    )
     data = CaptionData(cfg, seed=0)
     torch.manual_seed(0)
-    model = ShowAttendTell(ShowAttendTellConfig(vocab_size=data.encoder.vocab_size, encoder="scenes_cnn", encoder_weights=None,
-                                                fine_tune_encoder=True, embed_dim=32, hidden_dim=64, attention_dim=32, dropout=0.0))
+    model = ShowAttendTell(
+        ShowAttendTellConfig(
+            vocab_size=data.encoder.vocab_size,
+            encoder="scenes_cnn",
+            encoder_weights=None,
+            fine_tune_encoder=True,
+            embed_dim=32,
+            hidden_dim=64,
+            attention_dim=32,
+            dropout=0.0,
+        )
+    )
     task = CaptioningTask(data, doubly_stochastic=0.0)
     # train on each image's first reference only, so that the exact caption is well defined
     batch = data.batch("train", list(range(10)))

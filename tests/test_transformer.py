@@ -128,8 +128,11 @@ def test_shared_embeddings_tie_source_target_and_output():
 
 
 def test_sharing_all_embeddings_needs_a_joint_vocabulary_and_variants_need_a_transformer(compose_cfg):
-    separate = SimpleNamespace(cfg=SimpleNamespace(tokenizer="moses", joint_vocab=False),
-                               src_encoder=SimpleNamespace(vocab_size=VOCAB), tgt_encoder=SimpleNamespace(vocab_size=VOCAB))
+    separate = SimpleNamespace(
+        cfg=SimpleNamespace(tokenizer="moses", joint_vocab=False),
+        src_encoder=SimpleNamespace(vocab_size=VOCAB),
+        tgt_encoder=SimpleNamespace(vocab_size=VOCAB),
+    )
     with pytest.raises(ValueError, match="data.tokenizer=bpe data.joint_vocab=true, or model.share_embeddings=decoder"):
         build_model(compose_cfg(["experiment=transformer_cpu"]).model, separate)
     with pytest.raises(ValueError, match="apply to model=transformer, not rnnsearch"):

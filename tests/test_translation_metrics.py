@@ -32,8 +32,12 @@ def sacrebleu_cli(tmp_path, hypotheses, references, *options) -> float:
     ref, hyp = tmp_path / "ref.txt", tmp_path / "hyp.txt"
     ref.write_text("\n".join(references) + "\n")
     hyp.write_text("\n".join(hypotheses) + "\n")
-    out = subprocess.run([sys.executable, "-m", "sacrebleu", str(ref), "-i", str(hyp), "-b", "-w", "4", *options],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sacrebleu", str(ref), "-i", str(hyp), "-b", "-w", "4", *options],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip())
 
 
@@ -41,8 +45,9 @@ def test_our_scores_equal_the_sacrebleu_command_line_on_the_same_files(tmp_path)
     ours = translation_scores(HYPOTHESES, REFERENCES, "en")
     assert ours["bleu"] == pytest.approx(sacrebleu_cli(tmp_path, HYPOTHESES, REFERENCES), abs=5e-5)
     assert ours["chrf"] == pytest.approx(sacrebleu_cli(tmp_path, HYPOTHESES, REFERENCES, "-m", "chrf"), abs=5e-5)
-    tokenized = sacrebleu_cli(tmp_path, moses_tokenized_lowercase(HYPOTHESES, "en"),
-                              moses_tokenized_lowercase(REFERENCES, "en"), "-tok", "none", "-lc")
+    tokenized = sacrebleu_cli(
+        tmp_path, moses_tokenized_lowercase(HYPOTHESES, "en"), moses_tokenized_lowercase(REFERENCES, "en"), "-tok", "none", "-lc"
+    )
     assert ours["tok_bleu"] == pytest.approx(tokenized, abs=5e-5)
     assert ours["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
 

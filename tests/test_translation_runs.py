@@ -18,9 +18,19 @@ RNN_OVERRIDES = ("optim.lr=0.01", "data.min_freq=1", "model.embed_dim=32", "mode
 MODEL_OVERRIDES = {
     "seq2seq": (*RNN_OVERRIDES, "model.num_layers=1"),
     "rnnsearch": (*RNN_OVERRIDES, "model.attention_dim=32", "model.maxout_dim=32"),
-    "transformer": ("data.vocab_size=120", "model.d_model=32", "model.heads=2", "model.d_ff=64", "model.encoder_layers=1",
-                    "model.decoder_layers=1", "model.dropout=0", "model.attention_dropout=0", "trainer.average_last_epochs=3",
-                    "optim.lr=0.003", "schedule.warmup_steps=0"),
+    "transformer": (
+        "data.vocab_size=120",
+        "model.d_model=32",
+        "model.heads=2",
+        "model.d_ff=64",
+        "model.encoder_layers=1",
+        "model.decoder_layers=1",
+        "model.dropout=0",
+        "model.attention_dropout=0",
+        "trainer.average_last_epochs=3",
+        "optim.lr=0.003",
+        "schedule.warmup_steps=0",
+    ),
 }
 
 
@@ -30,14 +40,29 @@ def tiny_runs(tmp_path_factory) -> dict:
     (the Transformer with a joint BPE vocabulary, tied embeddings and the last 3 epochs averaged)."""
     root = tmp_path_factory.mktemp("translation")
     write_corpus(root / "data")
-    env = dict(os.environ, ATTN_ZOO_DATA=str(root / "data"), ATTN_ZOO_RUNS=str(root / "runs"),
-               ATTN_ZOO_CACHE=str(root / "cache"), WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        ATTN_ZOO_DATA=str(root / "data"),
+        ATTN_ZOO_RUNS=str(root / "runs"),
+        ATTN_ZOO_CACHE=str(root / "cache"),
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        OMP_NUM_THREADS="1",
+    )
     env.pop("WANDB_API_KEY", None)
     runs = {}
     for model in MODELS:
         run_train(
-            env, f"experiment={model}", "trainer=smoke", "trainer.epochs=60", "data.max_tokens=40", "data.download=false",
-            "task.figure_sentences=[1,3]", "optim=adam", "schedule=constant", *MODEL_OVERRIDES[model],
+            env,
+            f"experiment={model}",
+            "trainer=smoke",
+            "trainer.epochs=60",
+            "data.max_tokens=40",
+            "data.download=false",
+            "task.figure_sentences=[1,3]",
+            "optim=adam",
+            "schedule=constant",
+            *MODEL_OVERRIDES[model],
         )
         (runs[model],) = run_dirs(root / "runs", model)
     return {"runs": runs, "env": env, "data": root / "data"}
@@ -78,16 +103,29 @@ def test_transformer_run_tests_the_averaged_weights_and_draws_every_head(tiny_ru
 
 
 def report_script(env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/translation_report.py", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "scripts/translation_report.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_by_length_script_compares_the_two_runs_per_bucket(tiny_runs, tmp_path):
     runs = tiny_runs["runs"]
     out = tmp_path / "fig2"
-    proc = report_script(tiny_runs["env"], "by-length", "--run", f"encdec={runs['seq2seq']}",
-                         "--run", f"search={runs['rnnsearch']}", "--out", str(out), "--edges", "1", "6",
-                         "--data-root", str(tiny_runs["data"]))
+    proc = report_script(
+        tiny_runs["env"],
+        "by-length",
+        "--run",
+        f"encdec={runs['seq2seq']}",
+        "--run",
+        f"search={runs['rnnsearch']}",
+        "--out",
+        str(out),
+        "--edges",
+        "1",
+        "6",
+        "--data-root",
+        str(tiny_runs["data"]),
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.with_suffix(".json").read_text())
     assert out.with_suffix(".png").stat().st_size > 0
@@ -113,11 +151,17 @@ def test_alignments_script_redraws_from_the_best_checkpoint(tiny_runs):
 
 
 def test_figure_sentences_outside_the_test_set_name_the_valid_range(tiny_runs):
-    proc = run_train(tiny_runs["env"], "experiment=rnnsearch", "trainer=smoke", "data.download=false",
-                     "data.min_freq=1", "task.figure_sentences=[4]", check=False)
+    proc = run_train(
+        tiny_runs["env"],
+        "experiment=rnnsearch",
+        "trainer=smoke",
+        "data.download=false",
+        "data.min_freq=1",
+        "task.figure_sentences=[4]",
+        check=False,
+    )
     assert proc.returncode != 0
     assert "must index the 4 test2016 sentences (0..3)" in proc.stderr + proc.stdout
-
 
 
 @pytest.mark.parametrize(("model", "test_beam"), [("rnnsearch", 5), ("transformer", 4)])

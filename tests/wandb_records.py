@@ -66,8 +66,13 @@ def logged_run(run_folder: Path) -> dict:
             run = record.run
             config = {item.key: json.loads(item.value_json) for item in run.config.update}
             return {
-                "id": run.run_id, "project": run.project, "group": run.run_group, "job_type": run.job_type,
-                "name": run.display_name, "tags": list(run.tags), "config": config,
+                "id": run.run_id,
+                "project": run.project,
+                "group": run.run_group,
+                "job_type": run.job_type,
+                "name": run.display_name,
+                "tags": list(run.tags),
+                "config": config,
             }
     raise AssertionError(f"no run record in {run_file}")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -80,8 +81,11 @@ def build_data(cfg: Mapping[str, Any], seed: int):
 
 
 # settings that only one model has, and the config group that sets them
-MODEL_ONLY = {"attention_types": ("transformer", "attention"), "block_attention": ("cifar_resnet", "block"),
-              "non_local_stages": ("cifar_resnet", "block")}
+MODEL_ONLY = {
+    "attention_types": ("transformer", "attention"),
+    "block_attention": ("cifar_resnet", "block"),
+    "non_local_stages": ("cifar_resnet", "block"),
+}
 
 
 def build_model(cfg: Mapping[str, Any], data) -> nn.Module:

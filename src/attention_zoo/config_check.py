@@ -9,13 +9,20 @@ A key that the composed config does not have (``model.d_model`` of a ResNet) is 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 Rule = tuple[str, Callable[[Any], bool]]  # (what it must be, test)
 
 
-def _number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
-            integer: bool = False, optional: bool = False) -> Rule:
+def _number(
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+) -> Rule:
     kind = "an integer" if integer else "a number"
     bounds = []
     if low is not None:
@@ -40,7 +47,10 @@ def _number(low: float | None = None, high: float | None = None, low_open: bool 
 
 def _each(rule: Rule) -> Rule:
     text, test = rule
-    return f"a list of {text.removeprefix('a ').removeprefix('an ')}s", lambda v: isinstance(v, (list, tuple)) and all(map(test, v))
+    return (
+        f"a list of {text.removeprefix('a ').removeprefix('an ')}s",
+        lambda v: isinstance(v, (list, tuple)) and all(map(test, v)),
+    )
 
 
 POSITIVE = _number(0, low_open=True)

@@ -41,9 +41,19 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 # Settings that describe where and how a run executes rather than what it computes.
 ENVIRONMENT_KEYS = (
-    "resume", "paths.", "logger.", "data.root", "data.cache_dir", "trainer.device", "trainer.progress_bar",
-    "trainer.kill_at_step", "trainer.checkpoint_every_minutes", "trainer.log_every_steps",
-    "task.figure_sentences", "task.figure_images", "task.figure_queries",
+    "resume",
+    "paths.",
+    "logger.",
+    "data.root",
+    "data.cache_dir",
+    "trainer.device",
+    "trainer.progress_bar",
+    "trainer.kill_at_step",
+    "trainer.checkpoint_every_minutes",
+    "trainer.log_every_steps",
+    "task.figure_sentences",
+    "task.figure_images",
+    "task.figure_queries",
 )
 # A resumed run takes these from the new command line, and may extend its budget; every other
 # setting must match the checkpoint.
@@ -74,8 +84,14 @@ def mark_unfinished(run_dir: Path, err: BaseException) -> None:
         return
     interrupted = isinstance(err, SystemExit) and err.code in (128 + 2, 128 + 15)
     reason = f"exit code {err.code}" if isinstance(err, SystemExit) else f"{type(err).__name__}: {err}"
-    write_json_atomic({"status": "interrupted" if interrupted else "failed", "reason": reason[:2000],
-                       "checkpoint": str(run_dir / checkpoint.LAST) if (run_dir / checkpoint.LAST).exists() else None}, run_dir / METRICS)
+    write_json_atomic(
+        {
+            "status": "interrupted" if interrupted else "failed",
+            "reason": reason[:2000],
+            "checkpoint": str(run_dir / checkpoint.LAST) if (run_dir / checkpoint.LAST).exists() else None,
+        },
+        run_dir / METRICS,
+    )
 
 
 def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], sweep_dir: str | None = None):
@@ -92,7 +108,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         resume_path, stored = load_with_fallback(resume_path)
         check_resume_config(OmegaConf.to_container(cfg, resolve=True), stored["config"], resume_path)
         check_resume_budget(OmegaConf.to_container(cfg, resolve=True), stored["config"])
-        log.info("Resuming from %s (epoch %d, step %d).", resume_path, stored["train_state"]["epoch"], stored["train_state"]["step"])
+        log.info(
+            "Resuming from %s (epoch %d, step %d).", resume_path, stored["train_state"]["epoch"], stored["train_state"]["step"]
+        )
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
@@ -112,18 +130,32 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         total_steps = min(total_steps, trainer_cfg.max_steps)
     schedule = build_schedule(optimizer, cfg.schedule, data.num_train_batches, total_steps)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("%s: %s, %.3fM parameters, device %s, run dir %s", cfg.experiment_name, cfg.model.name, n_params / 1e6, device, run_dir)
+    log.info(
+        "%s: %s, %.3fM parameters, device %s, run dir %s", cfg.experiment_name, cfg.model.name, n_params / 1e6, device, run_dir
+    )
 
     logger_cfg = dict(config["logger"])
     logger_cfg["name"] = logger_cfg.get("name") or run_name
     if sweep_dir:
         logger_cfg["tags"] = [*logger_cfg.get("tags", []), f"sweep:{Path(sweep_dir).name}"]
     logger = WandbLogger(
-        logger_cfg, run_dir, config, monitor=task.monitor, monitor_mode=task.monitor_mode,
+        logger_cfg,
+        run_dir,
+        config,
+        monitor=task.monitor,
+        monitor_mode=task.monitor_mode,
         run_id=stored.get("wandb_id") if stored else None,
     )
     trainer = Trainer(
-        trainer_cfg, model, task, data, optimizer, schedule, run_dir, device, logger=logger,
+        trainer_cfg,
+        model,
+        task,
+        data,
+        optimizer,
+        schedule,
+        run_dir,
+        device,
+        logger=logger,
         run_config={**config, "wandb_id": logger.run_id},
     )
     if stored is not None:
@@ -144,7 +176,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
             summary["best_val/epoch"] = state.best_epoch
         logger.summary(summary)
         logger.log(summary, step=state.step)
-        curves = plot_history(state.history, run_dir / "curves.png", metric=task.monitor, title=run_name) if state.history else None
+        curves = (
+            plot_history(state.history, run_dir / "curves.png", metric=task.monitor, title=run_name) if state.history else None
+        )
         if curves:
             logger.log_images({"figures/curves": curves}, step=state.step)
         figures = task.figures(trainer.model) if hasattr(task, "figures") else {}
@@ -179,7 +213,12 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         return state.best_metric
     except TrainingInterrupted as stop:
         again = " ".join([*(o for o in overrides if not o.startswith("resume=")), f"resume={run_dir}"])
-        log.warning("Stopped by %s; checkpoint saved: %s. Continue with:\n  python -m attention_zoo.train %s", stop, trainer.last_checkpoint, again)
+        log.warning(
+            "Stopped by %s; checkpoint saved: %s. Continue with:\n  python -m attention_zoo.train %s",
+            stop,
+            trainer.last_checkpoint,
+            again,
+        )
         exit_code = 128 + stop.signum
     except NonFiniteLossError as err:
         log.error("%s", err)
@@ -198,13 +237,19 @@ def find_resume_checkpoint(resume: str, experiment_runs: Path, config: dict | No
     """``resume``: a run directory (or its checkpoint file), or ``auto`` for the newest run of the
     experiment whose stored config computes the same thing as ``config`` (see RESUME_MAY_CHANGE)."""
     if resume == "auto":
-        candidates = sorted((_checkpoint_in(d) for d in {p.parent for p in experiment_runs.glob("**/last*.pt")}),
-                            key=lambda p: p.stat().st_mtime, reverse=True)
+        candidates = sorted(
+            (_checkpoint_in(d) for d in {p.parent for p in experiment_runs.glob("**/last*.pt")}),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
         if not candidates:
             raise FileNotFoundError(f"resume=auto: no {checkpoint.LAST} under {experiment_runs}; start a new run without resume.")
         for path in candidates:
             stored = path.parent / "config.yaml"
-            if config is None or (stored.is_file() and not config_differences(config, OmegaConf.to_container(OmegaConf.load(stored)), RESUME_MAY_CHANGE)):
+            if config is None or (
+                stored.is_file()
+                and not config_differences(config, OmegaConf.to_container(OmegaConf.load(stored)), RESUME_MAY_CHANGE)
+            ):
                 return path
         raise FileNotFoundError(
             f"resume=auto: none of the {len(candidates)} runs with a checkpoint under {experiment_runs} was made with this "
@@ -213,7 +258,9 @@ def find_resume_checkpoint(resume: str, experiment_runs: Path, config: dict | No
     path = Path(resume)
     path = _checkpoint_in(path) if path.is_dir() else path
     if not path.is_file():
-        raise FileNotFoundError(f"resume={resume}: no checkpoint at {path}. Pass a run directory that holds {checkpoint.LAST}, or resume=auto.")
+        raise FileNotFoundError(
+            f"resume={resume}: no checkpoint at {path}. Pass a run directory that holds {checkpoint.LAST}, or resume=auto."
+        )
     return path
 
 
@@ -262,8 +309,11 @@ LENGTH_DEPENDENT_SCHEDULES = ("cosine", "onecycle")
 def check_resume_budget(current: dict, stored: dict) -> None:
     """Refuse to change the budget of a run whose schedule is laid out over that budget."""
     schedule = current["schedule"]["name"]
-    changed = [f"trainer.{k}: {stored['trainer'].get(k)!r} -> {current['trainer'].get(k)!r}"
-               for k in ("epochs", "max_steps") if stored["trainer"].get(k) != current["trainer"].get(k)]
+    changed = [
+        f"trainer.{k}: {stored['trainer'].get(k)!r} -> {current['trainer'].get(k)!r}"
+        for k in ("epochs", "max_steps")
+        if stored["trainer"].get(k) != current["trainer"].get(k)
+    ]
     if changed and schedule in LENGTH_DEPENDENT_SCHEDULES:
         raise ValueError(
             f"Cannot resume with a new budget ({'; '.join(changed)}): the {schedule} schedule is laid out over the planned "

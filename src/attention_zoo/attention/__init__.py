@@ -10,7 +10,7 @@ ResNet places it, see models/resnet.py.)
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

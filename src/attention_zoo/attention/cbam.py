@@ -73,8 +73,13 @@ class CBAM(nn.Module):
     """Channel and spatial attention on a feature map; output has the input's shape (Eq. 1)."""
 
     def __init__(
-        self, channels: int, reduction: int = 16, channel_pooling: str = "avg+max", spatial_kernel: int = 7,
-        arrangement: str = "channel_spatial", spatial: bool = True,
+        self,
+        channels: int,
+        reduction: int = 16,
+        channel_pooling: str = "avg+max",
+        spatial_kernel: int = 7,
+        arrangement: str = "channel_spatial",
+        spatial: bool = True,
     ):
         super().__init__()
         _check("arrangement", arrangement, ARRANGEMENTS)

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from attention_zoo.attention.scaled_dot_product import MultiHeadAttention, attention_mask
 from attention_zoo.attention.positions import sinusoid
+from attention_zoo.attention.scaled_dot_product import MultiHeadAttention, attention_mask
 
 TERMS = ("E1 query-key content", "E2 query content-relative position", "E3 key content", "E4 relative position")
 TRANSFORMER = "1000"  # Vaswani et al.'s attention: E1 alone
@@ -50,8 +50,16 @@ def parse_terms(attention_type: str) -> tuple[bool, bool, bool, bool]:
 
 
 class GeneralizedAttention(MultiHeadAttention):
-    def __init__(self, d_model: int, heads: int, attention_type: str = "1111", d_k: int | None = None,
-                 d_v: int | None = None, dropout: float = 0.0, bias: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        attention_type: str = "1111",
+        d_k: int | None = None,
+        d_v: int | None = None,
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
         super().__init__(d_model, heads, d_k, d_v, dropout, bias)
         self.attention_type = str(attention_type)
         self.e1, self.e2, self.e3, self.e4 = parse_terms(attention_type)
@@ -102,8 +110,9 @@ def _sum(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
     return a if b is None else a + b
 
 
-def build_attention(attention_type: str, d_model: int, heads: int, d_k: int | None = None,
-                    d_v: int | None = None, dropout: float = 0.0) -> MultiHeadAttention:
+def build_attention(
+    attention_type: str, d_model: int, heads: int, d_k: int | None = None, d_v: int | None = None, dropout: float = 0.0
+) -> MultiHeadAttention:
     """The Transformer's fused multi-head attention for '1000', the generalized form otherwise."""
     parse_terms(attention_type)
     if str(attention_type) == TRANSFORMER:

@@ -41,8 +41,14 @@ INSTANTIATIONS = ("gaussian", "embedded_gaussian", "dot_product", "concatenation
 
 class NonLocalBlock(nn.Module):
     def __init__(
-        self, channels: int, instantiation: str = "embedded_gaussian", inner_channels: int | None = None,
-        subsample: bool = False, dims: int = 2, zero_init: bool = True, scale: bool = True,
+        self,
+        channels: int,
+        instantiation: str = "embedded_gaussian",
+        inner_channels: int | None = None,
+        subsample: bool = False,
+        dims: int = 2,
+        zero_init: bool = True,
+        scale: bool = True,
         conv_init_std: float | None = 0.01,
     ):
         super().__init__()

@@ -58,8 +58,9 @@ def scaled_dot_product_attention(
 class MultiHeadAttention(nn.Module):
     """Sec. 3.2.2 with h heads of d_k = d_v = d_model / h (the paper's choice) unless given."""
 
-    def __init__(self, d_model: int, heads: int, d_k: int | None = None, d_v: int | None = None,
-                 dropout: float = 0.0, bias: bool = True):
+    def __init__(
+        self, d_model: int, heads: int, d_k: int | None = None, d_v: int | None = None, dropout: float = 0.0, bias: bool = True
+    ):
         super().__init__()
         if d_k is None and d_model % heads:
             raise ValueError(f"d_model={d_model} is not divisible by heads={heads}; set d_k and d_v explicitly.")

@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -92,20 +92,32 @@ class CaptionData:
         n_captions = sum(len(c) for c in self.caption_ids["train"])
         log.info(
             "%s: %d/%d/%d images, %d training captions (%d over max_len %d dropped) in %d same-length batches; vocab %d",
-            cfg.name, *(len(self.references[s]) for s in SPLITS), len(train), n_captions - len(train), cfg.max_len,
-            self.num_train_batches, self.encoder.vocab_size,
+            cfg.name,
+            *(len(self.references[s]) for s in SPLITS),
+            len(train),
+            n_captions - len(train),
+            cfg.max_len,
+            self.num_train_batches,
+            self.encoder.vocab_size,
         )
 
     # ------------------------------------------------------------------ encoding
     def _encode(self) -> None:
         """Vocabulary and caption ids, cached under cache_dir (Moses tokenization takes a while)."""
         cfg = self.cfg
-        fields = {k: v for k, v in asdict(cfg).items() if k not in ("root", "cache_dir", "batch_size", "eval_batch_size", "max_len")}
+        fields = {
+            k: v for k, v in asdict(cfg).items() if k not in ("root", "cache_dir", "batch_size", "eval_batch_size", "max_len")
+        }
         sources = [str(p) for p in self.paths["train"][:3]] if self.paths else []
-        key = hashlib.sha1(config_key({"config": fields, "refs": [r[:2] for r in self.references["train"][:50]], "src": sources}).encode())
+        key = hashlib.sha1(
+            config_key({"config": fields, "refs": [r[:2] for r in self.references["train"][:50]], "src": sources}).encode()
+        )
         cache = Path(cfg.cache_dir).expanduser() / f"captions-{cfg.name}-{key.hexdigest()[:16]}.pt"
+
         def encode() -> dict:
-            encoder = WordEncoder.train("en", [c for caps in self.references["train"] for c in caps], lowercase=True, min_freq=cfg.min_freq)
+            encoder = WordEncoder.train(
+                "en", [c for caps in self.references["train"] for c in caps], lowercase=True, min_freq=cfg.min_freq
+            )
             return {
                 "encoder": encoder.state(),
                 "ids": {s: [[encoder.encode(c) for c in caps] for caps in self.references[s]] for s in SPLITS},
@@ -142,7 +154,9 @@ class CaptionData:
         if weights not in (None, "imagenet"):
             stat = Path(weights).expanduser().stat()
             weights = f"{Path(weights).name}-{stat.st_size}-{stat.st_mtime_ns}"
-        tag = hashlib.sha1(config_key([model.cfg.encoder, weights, self.cfg.image_size, self.cfg.limit_train]).encode()).hexdigest()[:12]
+        tag = hashlib.sha1(
+            config_key([model.cfg.encoder, weights, self.cfg.image_size, self.cfg.limit_train]).encode()
+        ).hexdigest()[:12]
         self.cache_features(encoder, f"{model.cfg.encoder}-{tag}", device)
 
     @torch.no_grad()
@@ -150,6 +164,7 @@ class CaptionData:
         """Run a frozen ``encoder`` once over every image and keep its (N, L, D) outputs (fp16,
         stored under cache_dir as captions-<name>-features-<tag>.pt and reused by later runs)."""
         path = Path(self.cfg.cache_dir).expanduser() / f"captions-{self.cfg.name}-features-{tag}.pt"
+
         def compute() -> dict:
             model = encoder.to(device).eval()
             features = {}
@@ -163,8 +178,12 @@ class CaptionData:
             return features
 
         self.features, from_cache = load_or_build(path, compute)
-        log.info("%s encoder features of %d images: %s", "Loaded cached" if from_cache else "Cached",
-                 sum(len(f) for f in self.features.values()), path)
+        log.info(
+            "%s encoder features of %d images: %s",
+            "Loaded cached" if from_cache else "Cached",
+            sum(len(f) for f in self.features.values()),
+            path,
+        )
 
     def _sources(self, split: str, rows: list[int]) -> torch.Tensor:
         if self.features is not None:

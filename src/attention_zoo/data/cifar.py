@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -80,8 +80,10 @@ def load_cifar(cfg: CifarConfig) -> tuple[Split, Split]:
             return _load_pickles(cfg.name, root, download=False)
         except RuntimeError as err:  # torchvision: "Dataset not found or corrupted" (an md5 mismatch)
             if cfg.source == "pickle":
-                raise DatasetNotFoundError(f"The CIFAR pickles in {pickles} fail torchvision's md5 check ({err}). "
-                                           "Delete the folder and download it again, or use data.source=jpeg.") from None
+                raise DatasetNotFoundError(
+                    f"The CIFAR pickles in {pickles} fail torchvision's md5 check ({err}). "
+                    "Delete the folder and download it again, or use data.source=jpeg."
+                ) from None
             log.warning("The CIFAR pickles in %s fail torchvision's md5 check; trying the JPEG copy next.", pickles)
     if cfg.source in ("auto", "jpeg"):
         folder = _jpeg_folder(cfg.name, root, Path(cfg.cache_dir).expanduser())
@@ -198,8 +200,12 @@ class CifarData:
         self.num_train_batches = -(-len(self.train.labels) // cfg.batch_size)
         log.info(
             "%s: %d train / %d val / %d test images, mean %s std %s",
-            cfg.name, len(self.train.labels), 0 if self.val is None else len(self.val.labels),
-            len(self.test.labels), self.mean.flatten().tolist(), self.std.flatten().tolist(),
+            cfg.name,
+            len(self.train.labels),
+            0 if self.val is None else len(self.val.labels),
+            len(self.test.labels),
+            self.mean.flatten().tolist(),
+            self.std.flatten().tolist(),
         )
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -224,9 +230,7 @@ class CifarData:
 
     def _eval_batches(self, split: Split):
         bs = self.cfg.eval_batch_size
-        return [
-            (self.normalize(split.images[i : i + bs]), split.labels[i : i + bs]) for i in range(0, len(split.labels), bs)
-        ]
+        return [(self.normalize(split.images[i : i + bs]), split.labels[i : i + bs]) for i in range(0, len(split.labels), bs)]
 
 
 def random_crop_flip(images: torch.Tensor, generator: torch.Generator, pad: int = PAD) -> torch.Tensor:

@@ -83,13 +83,21 @@ def load_flickr8k(root: str | Path, split_format: str = "auto") -> dict[str, lis
     has_original = (folder / TOKENS).is_file() and all((folder / f).is_file() for f in ORIGINAL_SPLITS.values())
     use = {"auto": "karpathy" if has_karpathy else "original" if has_original else None}.get(split_format, split_format)
     if use is None or (use == "karpathy" and not has_karpathy) or (use == "original" and not has_original):
-        wanted = KARPATHY if use == "karpathy" else f"{TOKENS} + {', '.join(ORIGINAL_SPLITS.values())}" if use == "original" \
+        wanted = (
+            KARPATHY
+            if use == "karpathy"
+            else f"{TOKENS} + {', '.join(ORIGINAL_SPLITS.values())}"
+            if use == "original"
             else f"{KARPATHY}, or {TOKENS} + {', '.join(ORIGINAL_SPLITS.values())}"
-        raise Flickr8kNotFoundError(f"Flickr8k captions not found: looked for {wanted} in {folder}. " + FLICKR8K_HELP.format(folder=folder))
+        )
+        raise Flickr8kNotFoundError(
+            f"Flickr8k captions not found: looked for {wanted} in {folder}. " + FLICKR8K_HELP.format(folder=folder)
+        )
     image_folder = next((folder / f for f in IMAGE_FOLDERS if (folder / f).is_dir()), None)
     if image_folder is None:
         raise Flickr8kNotFoundError(
-            f"Flickr8k images not found: looked for {', '.join(IMAGE_FOLDERS)} in {folder}. " + FLICKR8K_HELP.format(folder=folder)
+            f"Flickr8k images not found: looked for {', '.join(IMAGE_FOLDERS)} in {folder}. "
+            + FLICKR8K_HELP.format(folder=folder)
         )
     raw = _karpathy(folder) if use == "karpathy" else _original(folder)
     splits = {}
@@ -97,7 +105,9 @@ def load_flickr8k(root: str | Path, split_format: str = "auto") -> dict[str, lis
         items = [CaptionedImage(image_folder / name, caps) for name, caps in raw.get(split, [])]
         missing = [str(i.path) for i in items if not i.path.is_file()]
         if missing:
-            raise Flickr8kNotFoundError(f"{len(missing)} Flickr8k {split} images are missing, e.g. {missing[0]}. " + FLICKR8K_HELP.format(folder=folder))
+            raise Flickr8kNotFoundError(
+                f"{len(missing)} Flickr8k {split} images are missing, e.g. {missing[0]}. " + FLICKR8K_HELP.format(folder=folder)
+            )
         if not items:
             raise ValueError(f"The Flickr8k {use} split file in {folder} has no {split} images.")
         splits[split] = items

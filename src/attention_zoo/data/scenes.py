@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40), "white": (235, 235, 235)}
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 90, 230),
+    "yellow": (230, 210, 40),
+    "white": (235, 235, 235),
+}
 SHAPES = ("circle", "square", "triangle")
 INVERSE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
@@ -66,9 +72,11 @@ def relation(a: SceneObject, b: SceneObject) -> str:
 def captions_of(objects: list[SceneObject], max_references: int = 5) -> list[str]:
     if len(objects) == 1:
         return [objects[0].phrase]
-    pairs = [(objects[0], objects[1], None)] if len(objects) == 2 else [
-        (objects[i], objects[j], objects[k]) for i, j, k in ((0, 1, 2), (0, 2, 1), (1, 2, 0))
-    ]
+    pairs = (
+        [(objects[0], objects[1], None)]
+        if len(objects) == 2
+        else [(objects[i], objects[j], objects[k]) for i, j, k in ((0, 1, 2), (0, 2, 1), (1, 2, 0))]
+    )
     captions = []
     for a, b, rest in pairs:
         tail = f" and {rest.phrase}" if rest is not None else ""
@@ -116,7 +124,4 @@ def make_scene(rng: np.random.Generator, image_size: int = 64, max_objects: int 
 def generate(split: str, count: int, seed: int = 0, image_size: int = 64, max_objects: int = 3) -> list[Scene]:
     if split not in SPLIT_OFFSET:
         raise ValueError(f"Unknown scenes split {split!r}; valid: {', '.join(SPLIT_OFFSET)}.")
-    return [
-        make_scene(np.random.default_rng([seed, SPLIT_OFFSET[split], i]), image_size, max_objects)
-        for i in range(count)
-    ]
+    return [make_scene(np.random.default_rng([seed, SPLIT_OFFSET[split], i]), image_size, max_objects) for i in range(count)]

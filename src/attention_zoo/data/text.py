@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -38,7 +38,7 @@ class WordEncoder:
         self._tok, self._detok = MosesTokenizer(lang=lang), MosesDetokenizer(lang=lang)
 
     @classmethod
-    def train(cls, lang: str, texts: Iterable[str], lowercase: bool, min_freq: int) -> "WordEncoder":
+    def train(cls, lang: str, texts: Iterable[str], lowercase: bool, min_freq: int) -> WordEncoder:
         probe = cls(lang, SPECIALS, lowercase)
         counts = Counter(word for text in texts for word in probe.tokenize(text))
         words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
@@ -76,7 +76,7 @@ class SubwordEncoder:
         self._tok = Tokenizer.from_str(tokenizer_json)
 
     @classmethod
-    def train(cls, kind: str, texts: Iterable[str], vocab_size: int, lowercase: bool) -> "SubwordEncoder":
+    def train(cls, kind: str, texts: Iterable[str], vocab_size: int, lowercase: bool) -> SubwordEncoder:
         from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
         if kind == "bpe":

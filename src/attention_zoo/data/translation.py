@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from attention_zoo.data import multi30k
 from attention_zoo.data.text import (
-    TOKENIZERS, SubwordEncoder, WordEncoder, config_key, encoder_from_state, pad_batch, padding_share, shuffled,
+    TOKENIZERS,
+    SubwordEncoder,
+    WordEncoder,
+    config_key,
+    encoder_from_state,
+    pad_batch,
+    padding_share,
+    shuffled,
     token_budget_batches,
 )
 from attention_zoo.engine.cache import load_or_build
@@ -63,7 +70,14 @@ class TranslationData:
         self.sources = {split: sources for split, (sources, _) in raw.items()}
         cache = Path(cfg.cache_dir).expanduser() / f"multi30k-{self._cache_key()}.pt"
         stored, from_cache = load_or_build(cache, lambda: self._encode(raw))
-        log.info("%s Multi30k %s-%s (%s): %s", "Loaded encoded" if from_cache else "Encoded and cached", cfg.src, cfg.tgt, cfg.tokenizer, cache)
+        log.info(
+            "%s Multi30k %s-%s (%s): %s",
+            "Loaded encoded" if from_cache else "Encoded and cached",
+            cfg.src,
+            cfg.tgt,
+            cfg.tokenizer,
+            cache,
+        )
         self.src_encoder = encoder_from_state(stored["encoders"]["src"])
         self.tgt_encoder = encoder_from_state(stored["encoders"]["tgt"])
         self.ids = stored["splits"]
@@ -72,7 +86,9 @@ class TranslationData:
         self.train_batch_rows = [  # the fixed partition into batches; each epoch shuffles their order
             [keep[j] for j in batch]
             for batch in token_budget_batches(
-                [len(train["src"][i]) for i in keep], [len(train["tgt"][i]) + 2 for i in keep], cfg.max_tokens,
+                [len(train["src"][i]) for i in keep],
+                [len(train["tgt"][i]) + 2 for i in keep],
+                cfg.max_tokens,
                 cfg.max_sentences,
             )
         ]
@@ -83,8 +99,15 @@ class TranslationData:
         log.info(
             "Multi30k %s->%s: %d train pairs (%d over max_train_len dropped) in %d batches of <= %d tokens "
             "(padding %.1f%%); vocab %d / %d",
-            cfg.src, cfg.tgt, len(keep), len(train["src"]) - len(keep), self.num_train_batches, cfg.max_tokens,
-            100 * self.train_padding_share, self.src_encoder.vocab_size, self.tgt_encoder.vocab_size,
+            cfg.src,
+            cfg.tgt,
+            len(keep),
+            len(train["src"]) - len(keep),
+            self.num_train_batches,
+            cfg.max_tokens,
+            100 * self.train_padding_share,
+            self.src_encoder.vocab_size,
+            self.tgt_encoder.vocab_size,
         )
 
     def _cache_key(self) -> str:
@@ -94,7 +117,11 @@ class TranslationData:
             for lang in (self.cfg.src, self.cfg.tgt):
                 path = folder / multi30k.file_name(split, lang)
                 stamps.append((path.name, path.stat().st_size, path.stat().st_mtime_ns))
-        fields = {k: v for k, v in asdict(self.cfg).items() if k not in ("root", "cache_dir", "download", "max_tokens", "max_sentences", "eval_max_tokens", "max_train_len")}
+        fields = {
+            k: v
+            for k, v in asdict(self.cfg).items()
+            if k not in ("root", "cache_dir", "download", "max_tokens", "max_sentences", "eval_max_tokens", "max_train_len")
+        }
         return hashlib.sha1(config_key({"config": fields, "files": stamps}).encode()).hexdigest()[:16]
 
     def _encode(self, raw: dict) -> dict:
@@ -132,9 +159,7 @@ class TranslationData:
 
     def eval_batches(self, split: str) -> list[dict[str, torch.Tensor]]:
         data = self.ids[split]
-        batches = token_budget_batches(
-            [len(s) for s in data["src"]], [len(t) + 2 for t in data["tgt"]], self.cfg.eval_max_tokens
-        )
+        batches = token_budget_batches([len(s) for s in data["src"]], [len(t) + 2 for t in data["tgt"]], self.cfg.eval_max_tokens)
         return [self.batch(split, rows) for rows in batches]
 
     def val_batches(self):

@@ -7,9 +7,9 @@ must survive a second run arriving in the middle of it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from filelock import FileLock, Timeout

@@ -7,7 +7,8 @@ lands on exactly the learning rate an uninterrupted run would have used.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -62,9 +62,7 @@ def git_commit(repo: Path | None = None) -> str:
     """HEAD's hash, suffixed ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
     cwd = repo or Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
         ).stdout.strip()

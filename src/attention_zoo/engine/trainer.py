@@ -14,9 +14,10 @@ import math
 import os
 import signal
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -375,8 +376,11 @@ class Trainer:
         the training itself is complete and saved in last.pt."""
 
         def stop(signum, frame):
-            log.warning("Received %s after training (during the test); the trained state is in %s.",
-                        signal.Signals(signum).name, self.last_checkpoint)
+            log.warning(
+                "Received %s after training (during the test); the trained state is in %s.",
+                signal.Signals(signum).name,
+                self.last_checkpoint,
+            )
             raise TrainingInterrupted(signum)
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -10,8 +10,9 @@ credentials (it resolves them itself: WANDB_API_KEY, its settings files, the net
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,12 @@ class WandbLogger:
         except Exception as err:  # noqa: BLE001 - a W&B server out of reach must not stop training
             if mode != "online":
                 raise
-            log.warning("W&B could not start online within %ss (%s: %s); logging offline instead.",
-                        cfg.get("init_timeout", 30), type(err).__name__, str(err)[:200])
+            log.warning(
+                "W&B could not start online within %ss (%s: %s); logging offline instead.",
+                cfg.get("init_timeout", 30),
+                type(err).__name__,
+                str(err)[:200],
+            )
             mode = "offline"
             self.run = self._init(cfg, run_dir, config, mode, run_id)
         self.mode = mode
@@ -80,8 +85,9 @@ class WandbLogger:
             mode=mode,
             id=run_id,
             resume="allow" if run_id else None,
-            settings=wandb.Settings(silent=True, x_disable_stats=not cfg.get("system_metrics", True),
-                                    init_timeout=float(cfg.get("init_timeout", 30))),
+            settings=wandb.Settings(
+                silent=True, x_disable_stats=not cfg.get("system_metrics", True), init_timeout=float(cfg.get("init_timeout", 30))
+            ),
         )
 
     @property

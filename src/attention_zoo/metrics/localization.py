@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -71,8 +71,15 @@ class SceneCaptionScores:
         hits, object_words = object_word_hits(words, attention, objects, self.image_size)
         hits_previous_step = object_word_hits(words, attention, objects, self.image_size, lag=1)[0]
         right, phrases, named = named_objects(words, objects)
-        self.counts.update(hits=hits, hits_previous_step=hits_previous_step, object_words=object_words,
-                           right=right, phrases=phrases, named=named, objects=len(objects))
+        self.counts.update(
+            hits=hits,
+            hits_previous_step=hits_previous_step,
+            object_words=object_words,
+            right=right,
+            phrases=phrases,
+            named=named,
+            objects=len(objects),
+        )
 
     def summary(self) -> dict[str, float]:
         c = self.counts

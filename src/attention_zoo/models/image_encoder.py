@@ -46,10 +46,15 @@ def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
     elif weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"model.encoder_weights={weights}: no such file. Pass a torchvision {name} state dict, 'imagenet', or null.")
+            raise FileNotFoundError(
+                f"model.encoder_weights={weights}: no such file. Pass a torchvision {name} state dict, 'imagenet', or null."
+            )
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     else:
-        warnings.warn(f"{name} encoder with random weights (model.encoder_weights=null): captions will be poor unless it is fine-tuned.")
+        warnings.warn(
+            f"{name} encoder with random weights (model.encoder_weights=null): captions will be poor unless it is fine-tuned.",
+            stacklevel=2,
+        )
     if name.startswith("vgg"):
         cut = [i for i, layer in enumerate(model.features) if isinstance(layer, nn.MaxPool2d)][-1]
         return model.features[:cut], 512  # up to the last conv + ReLU, before the last max pooling
@@ -60,7 +65,15 @@ def _scenes_cnn(last_kernel: int) -> tuple[nn.Module, int]:
     def block(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
         return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
-    layers = [*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 128, last_kernel)]
+    layers = [
+        *block(3, 16),
+        nn.MaxPool2d(2),
+        *block(16, 32),
+        nn.MaxPool2d(2),
+        *block(32, 64),
+        nn.MaxPool2d(2),
+        *block(64, 128, last_kernel),
+    ]
     return nn.Sequential(*layers), 128
 
 
@@ -79,7 +92,7 @@ class ImageEncoder(nn.Module):
         if self.frozen:
             self.trunk.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "ImageEncoder":
+    def train(self, mode: bool = True) -> ImageEncoder:
         super().train(mode)
         if self.frozen:
             self.trunk.eval()  # a frozen encoder keeps its BatchNorm statistics

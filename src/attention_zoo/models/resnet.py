@@ -63,9 +63,13 @@ class ResNetConfig:
     def non_local_after(self, stage: int) -> list[int]:
         """0-based indices of the residual blocks of ``stage`` (1-based) followed by a non-local block."""
         if self.non_local_placement not in NON_LOCAL_PLACEMENTS:
-            raise ValueError(f"Unknown non_local_placement {self.non_local_placement!r}; valid: {', '.join(NON_LOCAL_PLACEMENTS)}.")
+            raise ValueError(
+                f"Unknown non_local_placement {self.non_local_placement!r}; valid: {', '.join(NON_LOCAL_PLACEMENTS)}."
+            )
         if any(s not in (1, 2, 3) for s in self.non_local_stages):
-            raise ValueError(f"non_local_stages must be among 1, 2, 3 (the CIFAR ResNet's stages); got {list(self.non_local_stages)}.")
+            raise ValueError(
+                f"non_local_stages must be among 1, 2, 3 (the CIFAR ResNet's stages); got {list(self.non_local_stages)}."
+            )
         n = self.blocks_per_stage()
         if stage not in self.non_local_stages:
             return []

@@ -19,7 +19,8 @@ moving-average baseline and the entropy bonus are in ``tasks/captioning.py``. Wh
 sample (validation, test, decoding), hard attention uses the expected context Σ_i α_ti a_i, as
 the authors' caption generator does when not sampling (``hard_decode=expected``, the default);
 ``hard_decode=argmax`` takes the most probable location a_{argmax α_t} instead, the rule the
-scenes results committed before this default were decoded with. f_init and f_β are single linear layers (tanh for f_init, sigmoid for β):
+scenes results committed before this default were decoded with. f_init and f_β are single linear
+layers (tanh for f_init, sigmoid for β):
 the paper does not give their depth.
 
 ``init_from_annotations=False`` (an ablation, not in the paper) starts from h_0 = c_0 = 0: the
@@ -74,7 +75,9 @@ class ShowAttendTell(nn.Module):
         self.encoder = ImageEncoder(cfg.encoder, cfg.encoder_weights, cfg.fine_tune_encoder)
         d, n, m = self.encoder.dim, cfg.hidden_dim, cfg.embed_dim
         self.embedding = nn.Embedding(cfg.vocab_size, m, padding_idx=PAD)  # E
-        self.init_h, self.init_c = (nn.Linear(d, n), nn.Linear(d, n)) if cfg.init_from_annotations else (None, None)  # f_init,h, f_init,c
+        self.init_h, self.init_c = (
+            (nn.Linear(d, n), nn.Linear(d, n)) if cfg.init_from_annotations else (None, None)
+        )  # f_init,h, f_init,c
         self.attention = AdditiveAttention(query_dim=n, key_dim=d, attention_dim=cfg.attention_dim, bias=True)  # f_att
         self.gate = nn.Linear(n, 1) if cfg.gate else None  # f_β
         self.lstm = nn.LSTMCell(m + d, n)

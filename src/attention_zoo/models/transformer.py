@@ -80,8 +80,9 @@ class TransformerConfig:
             parse_terms(self.attention_types.get(kind, "1000"))
 
     def attention(self, kind: str) -> nn.Module:
-        return build_attention(self.attention_types.get(kind, "1000"), self.d_model, self.heads, self.d_k, self.d_v,
-                               self.attention_dropout)
+        return build_attention(
+            self.attention_types.get(kind, "1000"), self.d_model, self.heads, self.d_k, self.d_v, self.attention_dropout
+        )
 
 
 class FeedForward(nn.Sequential):

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -52,9 +52,18 @@ class CaptioningTask:
     unit = "tok"
 
     def __init__(
-        self, data, output_dir: str | Path | None = None, doubly_stochastic: float = 1.0, reinforce_weight: float = 1.0,
-        entropy_weight: float = 0.01, baseline_decay: float = 0.9, test_beam: int = 3, max_len: int = 30,
-        figure_images: Sequence[int] = (), spice: bool | None = None, beam_stop: str = "exact",
+        self,
+        data,
+        output_dir: str | Path | None = None,
+        doubly_stochastic: float = 1.0,
+        reinforce_weight: float = 1.0,
+        entropy_weight: float = 0.01,
+        baseline_decay: float = 0.9,
+        test_beam: int = 3,
+        max_len: int = 30,
+        figure_images: Sequence[int] = (),
+        spice: bool | None = None,
+        beam_stop: str = "exact",
     ):
         self.data, self.output_dir = data, Path(output_dir) if output_dir else None
         self.doubly_stochastic, self.reinforce_weight, self.entropy_weight = doubly_stochastic, reinforce_weight, entropy_weight
@@ -76,7 +85,9 @@ class CaptioningTask:
         if "log_p_locations" in out:  # gradient only: the reported loss stays -log p(y|s̃,a) + λ penalty
             surrogate = self._hard_attention_terms(model, out, log_p_y.detach(), mask)
             objective = objective - (surrogate - surrogate.detach())
-        return StepOutput(loss=objective / tokens, count=tokens, sums={"nll": float(-log_p_y.detach().sum())})  # train/nll per token
+        return StepOutput(
+            loss=objective / tokens, count=tokens, sums={"nll": float(-log_p_y.detach().sum())}
+        )  # train/nll per token
 
     def _hard_attention_terms(self, model: nn.Module, out: dict, reward: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """λ_r Σ (log p(y|s̃) - b) log p(s̃|a) + λ_e Σ H[s̃] over the captions that sampled (Eq. 12);
@@ -108,7 +119,9 @@ class CaptioningTask:
             src = model.encode(batch["src"])["annotations"]  # (B, L, D): the encoder runs once for loss and decoding
             targets = batch["captions"][:, 1:]
             out = model(src, batch["captions"][:, :-1])
-            loss_sum += float(F.cross_entropy(out["logits"].flatten(0, 1).float(), targets.flatten(), ignore_index=PAD, reduction="sum"))
+            loss_sum += float(
+                F.cross_entropy(out["logits"].flatten(0, 1).float(), targets.flatten(), ignore_index=PAD, reduction="sum")
+            )
             tokens += int(targets.ne(PAD).sum())
             for index, hyp in zip(batch["index"].tolist(), self.decode(model, src, beam)):
                 words = self.data.encoder.token_strings(hyp.tokens)
@@ -139,7 +152,10 @@ class CaptioningTask:
             words = [*self.data.encoder.token_strings(hyp.tokens), "<eos>"]
             name = f"attention_test_{index}"
             figures[f"figures/{name}"] = plot_caption_attention(
-                image, words, hyp.attention, self.output_dir / "figures" / f"{name}.png",
+                image,
+                words,
+                hyp.attention,
+                self.output_dir / "figures" / f"{name}.png",
                 title=f"test image #{index}, beam {self.test_beam} ({model.cfg.attention} attention)",
             )
         return figures

@@ -3,8 +3,8 @@ of where the network's attention looks on a few test images."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -13,7 +13,6 @@ from torch.nn import functional as F
 from attention_zoo.engine.trainer import StepOutput
 from attention_zoo.metrics.accuracy import topk_correct
 from attention_zoo.viz.image_attention import cbam_spatial_maps, grad_cam, non_local_maps, plot_maps
-
 
 PER_CLASS = "per_class"
 PER_CLASS_LIMIT = 10
@@ -32,8 +31,12 @@ class ClassificationTask:
     unit = "img"
 
     def __init__(
-        self, data=None, output_dir: str | Path | None = None, label_smoothing: float = 0.0,
-        figure_images: Sequence[int] | str = (), figure_queries: Sequence[Sequence[float]] = ((0.5, 0.5),),
+        self,
+        data=None,
+        output_dir: str | Path | None = None,
+        label_smoothing: float = 0.0,
+        figure_images: Sequence[int] | str = (),
+        figure_queries: Sequence[Sequence[float]] = ((0.5, 0.5),),
     ):
         self.data, self.output_dir, self.label_smoothing = data, Path(output_dir) if output_dir else None, label_smoothing
         if isinstance(figure_images, str):
@@ -88,15 +91,24 @@ class ClassificationTask:
         names = self.data.class_names
         rows = [f"#{i}: {names[y]} -> {names[p]}" for i, y, p in zip(self.figure_images, labels.tolist(), predicted.tolist())]
         figures = {}
-        columns = {"Grad-CAM (predicted)": grad_cam(model, images, model.stages[-1], predicted), **cbam_spatial_maps(model, images)}
+        columns = {
+            "Grad-CAM (predicted)": grad_cam(model, images, model.stages[-1], predicted),
+            **cbam_spatial_maps(model, images),
+        }
         figures["figures/attention_maps_test"] = plot_maps(
-            raw, columns, rows, self.output_dir / "figures" / "attention_maps_test.png",
+            raw,
+            columns,
+            rows,
+            self.output_dir / "figures" / "attention_maps_test.png",
             title="test image #i: label -> prediction; maps min-max scaled per image",
         )
         queries = non_local_maps(model, images, self.figure_queries)
         if queries:
             figures["figures/non_local_test"] = plot_maps(
-                raw, queries, rows, self.output_dir / "figures" / "non_local_test.png",
+                raw,
+                queries,
+                rows,
+                self.output_dir / "figures" / "non_local_test.png",
                 title="first non-local block: weights over key positions for the marked query",
                 markers={name: q for name, q in zip(queries, self.figure_queries)},
             )

@@ -90,7 +90,13 @@ def length_penalty_factor(length: int | torch.Tensor, alpha: float):
 
 @torch.no_grad()
 def beam_search(
-    model, src, src_len, beam: int = 5, length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10,
+    model,
+    src,
+    src_len,
+    beam: int = 5,
+    length_penalty: float = 0.0,
+    max_len_a: float = 1.5,
+    max_len_b: int = 10,
     stop: str = "exact",
 ) -> list[Hypothesis]:
     """Best finished hypothesis per sentence, by log-probability / ((5 + |Y|) / 6)^length_penalty."""

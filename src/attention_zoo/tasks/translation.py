@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -35,14 +35,20 @@ class TranslationTask:
     unit = "tok"
 
     def __init__(
-        self, data, output_dir: str | Path | None = None, label_smoothing: float = 0.0, test_beam: int = 5,
-        length_penalty: float = 0.0, max_len_a: float = 1.5, max_len_b: int = 10, figure_sentences: Sequence[int] = (),
-        beam_stop: str = "exact", loss_normalization: str = "token",
+        self,
+        data,
+        output_dir: str | Path | None = None,
+        label_smoothing: float = 0.0,
+        test_beam: int = 5,
+        length_penalty: float = 0.0,
+        max_len_a: float = 1.5,
+        max_len_b: int = 10,
+        figure_sentences: Sequence[int] = (),
+        beam_stop: str = "exact",
+        loss_normalization: str = "token",
     ):
         if loss_normalization not in LOSS_NORMALIZATIONS:
-            raise ValueError(
-                f"Unknown task.loss_normalization {loss_normalization!r}; valid: {', '.join(LOSS_NORMALIZATIONS)}."
-            )
+            raise ValueError(f"Unknown task.loss_normalization {loss_normalization!r}; valid: {', '.join(LOSS_NORMALIZATIONS)}.")
         self.data, self.output_dir = data, Path(output_dir) if output_dir else None
         self.label_smoothing, self.test_beam, self.length_penalty = label_smoothing, test_beam, length_penalty
         self.max_len_a, self.max_len_b, self.beam_stop = max_len_a, max_len_b, beam_stop
@@ -82,8 +88,12 @@ class TranslationTask:
         if split == "test":
             log.info("sacreBLEU signature: %s", signature)
             self.test_details = {  # how the test numbers were made: metrics.json records it
-                "test_set": split_name, "bleu_signature": signature, "beam": beam, "length_penalty": self.length_penalty,
-                "beam_stop": self.beam_stop, "max_len": [self.max_len_a, self.max_len_b],
+                "test_set": split_name,
+                "bleu_signature": signature,
+                "beam": beam,
+                "length_penalty": self.length_penalty,
+                "beam_stop": self.beam_stop,
+                "max_len": [self.max_len_a, self.max_len_b],
             }
         return {**metrics, **scores}
 
@@ -91,7 +101,9 @@ class TranslationTask:
         return beam_search(model, src, src_len, beam, self.length_penalty, self.max_len_a, self.max_len_b, self.beam_stop)
 
     @torch.no_grad()
-    def translate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], beam: int) -> tuple[dict[str, float], list[str]]:
+    def translate(
+        self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], beam: int
+    ) -> tuple[dict[str, float], list[str]]:
         """Teacher-forced loss/perplexity of the batches and their detokenized translations in
         corpus order, decoded greedily (beam 1) or with beam search."""
         nll, tokens, outputs = 0.0, 0, {}
@@ -155,7 +167,10 @@ class TranslationTask:
             keys, queries = axes[kind]
             name = f"heads_{kind}_test2016_{row}"
             figures[f"figures/{name}"] = plot_heads(
-                layers[-1][0], keys, queries, self.output_dir / "figures" / f"{name}.png",
+                layers[-1][0],
+                keys,
+                queries,
+                self.output_dir / "figures" / f"{name}.png",
                 title=f"test2016 #{row}: {kind.replace('_', '-')} attention, layer {len(layers)}, every head",
             )
         return figures

@@ -3,8 +3,8 @@ layer's attention heads (Vaswani et al. 2017, Figs. 3-5)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -38,7 +38,9 @@ def plot_heads(
     rows, cols = _check_shape(weights[0], key_tokens, query_tokens)
     per_row = min(heads, 4)
     grid_rows = -(-heads // per_row)
-    fig, axes = plt.subplots(grid_rows, per_row, figsize=(per_row * (0.3 * cols + 1.4), grid_rows * (0.3 * rows + 1.6)), squeeze=False)
+    fig, axes = plt.subplots(
+        grid_rows, per_row, figsize=(per_row * (0.3 * cols + 1.4), grid_rows * (0.3 * rows + 1.6)), squeeze=False
+    )
     for m, ax in enumerate(axes.flat):
         if m >= heads:
             ax.axis("off")

@@ -4,8 +4,8 @@ generated word with that step's weights α_t upsampled to the image and laid ove
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch.nn import functional as F

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 
 def plot_history(rows: Sequence[Mapping[str, float]], path: Path, metric: str = "acc", title: str = "") -> Path:

@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -32,7 +32,9 @@ def cbam_spatial_maps(model: nn.Module, images: torch.Tensor) -> dict[str, torch
         spatial = [m for m in stage.modules() if isinstance(m, SpatialAttention)]
         if spatial:
             label = f"M_s stage {stage_index + 1}"
-            hooks.append(spatial[-1].register_forward_hook(lambda m, i, out, label=label: maps.__setitem__(label, out[:, 0].detach())))
+            hooks.append(
+                spatial[-1].register_forward_hook(lambda m, i, out, label=label: maps.__setitem__(label, out[:, 0].detach()))
+            )
     try:
         with torch.no_grad():
             model(images)
@@ -75,7 +77,11 @@ def non_local_maps(model: nn.Module, images: torch.Tensor, queries: Sequence[Seq
 
 
 def plot_maps(
-    images: torch.Tensor, columns: dict[str, torch.Tensor], row_labels: Sequence[str], path: Path, title: str = "",
+    images: torch.Tensor,
+    columns: dict[str, torch.Tensor],
+    row_labels: Sequence[str],
+    path: Path,
+    title: str = "",
     markers: dict[str, tuple[float, float]] | None = None,
 ) -> Path:
     """images: uint8 (B, 3, H, W); columns: name -> (B, h, w) maps, each upsampled to (H, W),
