@@ -13,9 +13,10 @@ from attention_zoo.attention.non_local import INSTANTIATIONS, NonLocalBlock
 from attention_zoo.data.text import BOS
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
-from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
+from attention_zoo.models.show_attend_tell import ShowAttendTell
 from attention_zoo.models.transformer import EncoderLayer, Residual, TransformerConfig
 from attention_zoo.tasks.captioning import CaptioningTask
+from captioning_fixtures import TaskData, small_model
 
 
 def _live_layer_norm(d: int) -> nn.LayerNorm:
@@ -197,22 +198,7 @@ def test_attention_inside_the_resnet_is_trained_with_it(option):
 
 # --- Xu et al. 2015 ------------------------------------------------------------------------------
 def _captioner(**overrides) -> ShowAttendTell:
-    torch.manual_seed(0)
-    options = dict(
-        vocab_size=7,
-        encoder="scenes_cnn",
-        encoder_weights=None,
-        fine_tune_encoder=True,
-        embed_dim=5,
-        hidden_dim=6,
-        attention_dim=4,
-        dropout=0.0,
-    )
-    return ShowAttendTell(ShowAttendTellConfig(**{**options, **overrides}))
-
-
-class _Data:
-    references = {"test": [["a"]]}
+    return small_model(vocab_size=7, embed_dim=5, hidden_dim=6, attention_dim=4, **overrides)
 
 
 def test_reinforce_alone_is_the_exact_gradient_of_the_expected_reward():
@@ -221,7 +207,7 @@ def test_reinforce_alone_is_the_exact_gradient_of_the_expected_reward():
     -(1/T) ∇ Σ_s p(s | a) log p(y | s, a) with the reward held fixed. (The baseline cancels in
     expectation; starting it at the expected reward only lowers the sampling noise.)"""
     model = _captioner(attention="hard", expected_context_prob=0.0).train()
-    task = CaptioningTask(_Data(), doubly_stochastic=0.0, entropy_weight=0.0, reinforce_weight=1.0)
+    task = CaptioningTask(TaskData(), doubly_stochastic=0.0, entropy_weight=0.0, reinforce_weight=1.0)
     annotations, word = torch.randn(1, 3, model.encoder.dim), 5  # L = 3 locations, a caption of T = 1 word
 
     memory = model.encode(annotations)

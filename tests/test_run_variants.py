@@ -14,28 +14,11 @@ from conftest import REPO, SMOKE, run_dirs
 EXPERIMENT = SMOKE[0].split("=")[1]
 
 
-def run_variants(env, *variants) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "scripts/run_variants.py",
-            "--experiment",
-            EXPERIMENT,
-            "--group",
-            "optim",
-            "--variants",
-            *variants,
-            "--",
-            *SMOKE[1:],
-            "trainer.max_steps=2",
-            "trainer.epochs=1",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def run_variants(env, *variants, options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """scripts/run_variants.py over ``optim`` options of the smoke experiment (``options``: its own flags)."""
+    command = [sys.executable, "scripts/run_variants.py", "--experiment", EXPERIMENT, "--group", "optim", "--variants"]
+    extra = ["--", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
+    return subprocess.run([*command, *variants, *options, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_each_variant_runs_once_and_an_unfinished_one_is_resumed(train_env):
@@ -97,36 +80,10 @@ def _committed_record(tmp_path, compose_cfg, wanted, name, **changes):
     return record
 
 
-def _run_sgd_variant(train_env, tmp_path):
-    return subprocess.run(
-        [
-            sys.executable,
-            "scripts/run_variants.py",
-            "--experiment",
-            EXPERIMENT,
-            "--group",
-            "optim",
-            "--variants",
-            "sgd",
-            "--records",
-            str(tmp_path / "records"),
-            "--",
-            *SMOKE[1:],
-            "trainer.max_steps=2",
-            "trainer.epochs=1",
-        ],
-        cwd=REPO,
-        env=train_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_a_committed_run_record_counts_as_finished(train_env, tmp_path, compose_cfg):
     wanted = [f"experiment={EXPERIMENT}", "optim=sgd", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
     record = _committed_record(tmp_path, compose_cfg, wanted, "2026-01-01_00-00-00-000000", **{"paths.data_dir": "/elsewhere"})
-    done = _run_sgd_variant(train_env, tmp_path)
+    done = run_variants(train_env, "sgd", options=("--records", str(tmp_path / "records")))
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"[sgd] done: {record}" in done.stdout  # where the data was read from does not matter
     assert not run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)
@@ -135,7 +92,7 @@ def test_a_committed_run_record_counts_as_finished(train_env, tmp_path, compose_
 def test_a_record_made_with_other_settings_is_run_again(train_env, tmp_path, compose_cfg):
     wanted = [f"experiment={EXPERIMENT}", "optim=sgd", *SMOKE[1:], "trainer.max_steps=2", "trainer.epochs=1"]
     record = _committed_record(tmp_path, compose_cfg, wanted, "2026-01-01_00-00-00-000000", **{"model.shortcut": "B"})
-    again = _run_sgd_variant(train_env, tmp_path)
+    again = run_variants(train_env, "sgd", options=("--records", str(tmp_path / "records")))
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{record} was made with other settings (model.shortcut); not counted" in again.stdout
     assert len(run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)) == 1

@@ -10,23 +10,7 @@ from attention_zoo.models.image_encoder import ImageEncoder
 from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
 from attention_zoo.tasks.captioning import CaptioningTask, doubly_stochastic_penalty
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
-
-VOCAB = 12
-
-
-def small_model(**overrides) -> ShowAttendTell:
-    torch.manual_seed(0)
-    options = dict(
-        vocab_size=VOCAB,
-        encoder="scenes_cnn",
-        encoder_weights=None,
-        fine_tune_encoder=True,
-        embed_dim=8,
-        hidden_dim=16,
-        attention_dim=8,
-        dropout=0.0,
-    )
-    return ShowAttendTell(ShowAttendTellConfig(**{**options, **overrides}))
+from captioning_fixtures import VOCAB, TaskData, small_model
 
 
 def test_attention_weights_sum_to_one_over_locations():
@@ -72,15 +56,9 @@ def test_beam_one_equals_greedy(attention):
     assert all(torch.allclose(g.attention, b.attention) for g, b in zip(greedy, beam))
 
 
-class _Data:
-    """The parts of CaptionData that the task's training step reads."""
-
-    references = {"test": [["a"]]}
-
-
 def test_hard_attention_has_finite_gradients_and_moves_the_baseline():
     model = small_model(attention="hard", expected_context_prob=0.0).train()
-    task = CaptioningTask(_Data(), entropy_weight=0.1)
+    task = CaptioningTask(TaskData(), entropy_weight=0.1)
     batch = {
         "src": torch.randn(4, 3, 64, 64),
         "captions": torch.cat([torch.full((4, 1), BOS), torch.randint(4, VOCAB, (4, 6))], 1),
