@@ -108,11 +108,19 @@ def alignments(run: Path, sentences: list[int] | None, data_root: Path | None) -
 
 
 def evaluate(
-    run: Path, split: str, beam: int, length_penalty: float | None, data_root: Path | None, weights: str | None = None
+    run: Path,
+    split: str,
+    beam: int,
+    length_penalty: float | None,
+    data_root: Path | None,
+    weights: str | None = None,
+    beam_stop: str | None = None,
 ) -> dict:
     cfg, data, model = load_run(run, data_root, weights=weights)
     if length_penalty is not None:
         cfg.task.length_penalty = length_penalty
+    if beam_stop is not None or "beam_stop" not in cfg.task:  # a run from before the option: today's default
+        cfg.task.beam_stop = beam_stop or "exact"
     task = build_task(cfg.task, data, None)
     start = time.perf_counter()
     metrics, hypotheses = task.translate(model, data.eval_batches(split), beam)
@@ -122,6 +130,7 @@ def evaluate(
         f"{split}.beam{beam}"
         + (f".lp{length_penalty:g}" if length_penalty is not None else "")
         + (f".{Path(weights).stem}" if weights else "")
+        + (f".{beam_stop}" if beam_stop else "")
     )
     (run / f"translations.{tag}.{cfg.data.tgt}").write_text("\n".join(hypotheses) + "\n")
     report = {
@@ -130,6 +139,7 @@ def evaluate(
         "split": split,
         "beam": beam,
         "length_penalty": cfg.task.length_penalty,
+        "beam_stop": cfg.task.beam_stop,
         "max_len": [cfg.task.max_len_a, cfg.task.max_len_b],
         **metrics,
         **scores,
@@ -183,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     evaluation.add_argument("--length-penalty", type=float, help="GNMT alpha; default: the run's")
     evaluation.add_argument("--data-root", type=Path, help="where multi30k/ lies, if not where the run found it")
     evaluation.add_argument("--weights", help="a checkpoint file of the run, e.g. best.pt; default: the weights its test used")
+    evaluation.add_argument("--beam-stop", choices=("exact", "first_k"), help="beam search stop rule; default: the run's")
     align = commands.add_parser("alignments", help="alignment matrices of a run's test sentences (Fig. 3)")
     align.add_argument("run", type=Path)
     align.add_argument("--sentences", type=int, nargs="+", help="test2016 lines (0-based); default: the run's config")
@@ -205,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             print(label, "  ".join(f"{_bucket_label(b)}: {b['bleu']:.1f}" for b in entry["buckets"] if b["bleu"] is not None))
         print(f"wrote {args.out.with_suffix('.png')} and {args.out.with_suffix('.json')}")
     elif args.command == "evaluate":
-        report = evaluate(args.run, args.split, args.beam, args.length_penalty, args.data_root, args.weights)
+        report = evaluate(args.run, args.split, args.beam, args.length_penalty, args.data_root, args.weights, args.beam_stop)
         print(
             json.dumps(
                 {k: report[k] for k in ("split", "beam", "loss", "ppl", "bleu", "tok_bleu", "chrf", "bleu_signature")}, indent=2

@@ -164,6 +164,11 @@ def test_figure_sentences_outside_the_test_set_name_the_valid_range(tiny_runs):
     assert "must index the 4 test2016 sentences (0..3)" in proc.stderr + proc.stdout
 
 
+def own_details(run_dir):
+    """How the run's own test was decoded and scored (metrics.json's test_details)."""
+    return json.loads((run_dir / "metrics.json").read_text())["test_details"]
+
+
 @pytest.mark.parametrize(("model", "test_beam"), [("rnnsearch", 5), ("transformer", 4)])
 def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tiny_runs, model, test_beam):
     """With the weights the run's test used: best.pt, or averaged.pt for the Transformer."""
@@ -178,6 +183,10 @@ def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tin
     assert greedy["beam"] == 1 and greedy["bleu"] > 90
     assert (run_dir / "translations.test2016.beam1.en").read_text().splitlines() == TEST_EN
     assert again["checkpoint"] == ("averaged.pt" if model == "transformer" else "best.pt")
+    assert again["beam_stop"] == "exact" and own_details(run_dir)["bleu_signature"].startswith("nrefs:1|case:mixed")
+    proc = report_script(tiny_runs["env"], "evaluate", str(run_dir), "--beam", str(test_beam), "--beam-stop", "first_k")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run_dir / f"eval.test2016.beam{test_beam}.first_k.json").read_text())["beam_stop"] == "first_k"
     if model == "transformer":  # another checkpoint of the run, on request
         proc = report_script(tiny_runs["env"], "evaluate", str(run_dir), "--beam", "1", "--weights", "best.pt")
         assert proc.returncode == 0, proc.stderr
