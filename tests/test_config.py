@@ -1,5 +1,6 @@
 """Every experiment and group option composes; bad configs fail with messages naming valid options."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,8 @@ def test_every_bad_value_stops_the_entrypoint_naming_it_before_data_is_read(trai
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and expected in output, output[-2000:]
     assert "cifar10:" not in output  # the data module never ran (it logs its split sizes)
-    assert not list(Path(train_env["ATTN_ZOO_RUNS"]).glob("**/metrics.json"))
+    (metrics,) = Path(train_env["ATTN_ZOO_RUNS"]).glob("**/metrics.json")  # the failed start, marked as such
+    assert json.loads(metrics.read_text())["status"] == "failed"
 
 
 def test_every_preset_passes_the_value_checks(compose_cfg):
