@@ -14,7 +14,16 @@ from multi30k_corpus import TEST_EN, write_corpus
 from wandb_records import logged_history
 
 MODELS = ("seq2seq", "rnnsearch", "transformer")
-RNN_OVERRIDES = ("optim.lr=0.01", "data.min_freq=1", "model.embed_dim=32", "model.hidden_dim=64", "trainer.grad_clip_norm=5")
+# The test uses the final weights (an average of 1 epoch): val and test differ, so the epoch that is best on val
+# is not the one that has memorized the training pairs that test repeats.
+RNN_OVERRIDES = (
+    "optim.lr=0.01",
+    "data.min_freq=1",
+    "model.embed_dim=32",
+    "model.hidden_dim=64",
+    "trainer.grad_clip_norm=5",
+    "trainer.average_last_epochs=1",
+)
 MODEL_OVERRIDES = {
     "seq2seq": (*RNN_OVERRIDES, "model.num_layers=1"),
     "rnnsearch": (*RNN_OVERRIDES, "model.attention_dim=32", "model.maxout_dim=32"),
@@ -182,7 +191,7 @@ def test_evaluate_script_reproduces_the_runs_test_score_and_decodes_greedily(tin
     greedy = json.loads((run_dir / "eval.test2016.beam1.json").read_text())
     assert greedy["beam"] == 1 and greedy["bleu"] > 90
     assert (run_dir / "translations.test2016.beam1.en").read_text().splitlines() == TEST_EN
-    assert again["checkpoint"] == ("averaged.pt" if model == "transformer" else "best.pt")
+    assert again["checkpoint"] == "averaged.pt"
     assert again["beam_stop"] == "exact" and own_details(run_dir)["bleu_signature"].startswith("nrefs:1|case:mixed")
     proc = report_script(tiny_runs["env"], "evaluate", str(run_dir), "--beam", str(test_beam), "--beam-stop", "first_k")
     assert proc.returncode == 0, proc.stderr

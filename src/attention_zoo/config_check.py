@@ -83,7 +83,7 @@ RULES: dict[str, Rule] = {
     "trainer.max_steps": OPTIONAL_COUNT,
     "trainer.grad_clip_norm": _number(0, low_open=True, optional=True),
     "trainer.log_every_steps": COUNT,
-    "trainer.checkpoint_every_minutes": POSITIVE,
+    "trainer.checkpoint_every_minutes": NON_NEGATIVE,  # 0: after every update
     "trainer.early_stopping_patience": OPTIONAL_COUNT,
     "trainer.average_last_epochs": OPTIONAL_COUNT,
     # data
