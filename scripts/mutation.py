@@ -119,22 +119,26 @@ def report() -> None:
     equivalent = yaml.safe_load(EQUIVALENT.read_text()) or {} if EQUIVALENT.exists() else {}
     lived = survivors()
     lines = [
-        "| source file | mutants | killed | timed out | survived | judged equivalent | score |",
-        "|---|---|---|---|---|---|---|",
+        "| source file | mutants tested | killed | timed out | survived | judged equivalent | score | not yet tested |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     totals = [0, 0, 0, 0, 0]
     for filename, by_status in sorted(counts().items()):
+        untested = by_status.pop("untested", 0)
         n = sum(by_status.values())
+        if n == 0:
+            continue
         killed, timeout = by_status.get("ok_killed", 0), by_status.get("bad_timeout", 0)
         survived = by_status.get("bad_survived", 0)
         judged = sum(1 for mutant_id, _ in lived.get(filename, []) if str(mutant_id) in equivalent.get(filename, {}))
         score = (killed + timeout) / max(n - judged, 1)
-        lines.append(f"| `{filename}` | {n} | {killed} | {timeout} | {survived} | {judged} | {100 * score:.1f}% |")
+        lines.append(f"| `{filename}` | {n} | {killed} | {timeout} | {survived} | {judged} | {100 * score:.1f}% | {untested} |")
         for i, value in enumerate((n, killed, timeout, survived, judged)):
             totals[i] += value
     n, killed, timeout, survived, judged = totals
     lines.append(
-        f"| all | {n} | {killed} | {timeout} | {survived} | {judged} | {100 * (killed + timeout) / max(n - judged, 1):.1f}% |"
+        f"| all tested | {n} | {killed} | {timeout} | {survived} | {judged} "
+        f"| {100 * (killed + timeout) / max(n - judged, 1):.1f}% | |"
     )
     body = [
         "# Mutation testing",

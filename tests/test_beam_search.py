@@ -87,3 +87,12 @@ def test_exact_stopping_never_scores_below_first_k():
 def test_unknown_stop_rule_is_named():
     with pytest.raises(ValueError, match="valid: exact, first_k"):
         _decode(TableModel(0), beam=2, alpha=0.6, stop="early")
+
+
+def test_length_penalty_is_gnmt_eq14_by_hand():
+    """lp(Y) = ((5 + |Y|) / 6)^α (Wu et al. 2016, Eq. 14): the exhaustive test above ranks with this
+    same function, so its formula is pinned here by hand values."""
+    assert length_penalty_factor(1, 0.6) == pytest.approx(1.0)
+    assert length_penalty_factor(7, 0.6) == pytest.approx(2.0**0.6)
+    assert length_penalty_factor(13, 1.0) == pytest.approx(3.0)
+    assert length_penalty_factor(9, 0.0) == 1.0
