@@ -53,6 +53,7 @@ def test_a_damaged_last_checkpoint_is_named_and_the_previous_one_takes_over(trai
     assert metrics["status"] == "completed" and metrics["resumed_from"] == str(previous) and metrics["epochs"] == 2
 
 
+@pytest.mark.slow  # several entrypoint runs: `make test-slow`
 def test_resume_auto_picks_the_newest_run_made_with_this_config(train_env):
     run_train(train_env, *SMOKE, "trainer.epochs=1", "seed=0")
     run_train(train_env, *SMOKE, "trainer.epochs=1", "seed=1")
@@ -63,6 +64,7 @@ def test_resume_auto_picks_the_newest_run_made_with_this_config(train_env):
     assert proc.returncode != 0 and "was made with this config" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # several entrypoint runs: `make test-slow`
 def test_a_new_budget_is_refused_where_the_schedule_depends_on_it(train_env):
     run_train(train_env, *SMOKE, "trainer.epochs=1", "schedule=cosine")
     (first,) = _runs(train_env)

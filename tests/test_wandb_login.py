@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO, SMOKE, run_dirs, run_train
 
 PROBE = "from attention_zoo.engine.wandb_logger import has_credentials; print(has_credentials())"
@@ -30,6 +32,7 @@ def test_a_netrc_as_wandb_login_writes_it_counts_as_logged_in(train_env, tmp_pat
     assert _has_credentials(env) == "True"
 
 
+@pytest.mark.slow  # waits out the W&B init timeout: `make test-slow`
 def test_a_key_with_an_unreachable_server_falls_back_to_offline_within_the_timeout(train_env, tmp_path):
     env = {
         **train_env,
