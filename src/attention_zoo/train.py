@@ -98,20 +98,18 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     """Train and test one configuration; returns the best validation value of the monitored
     metric, which is what a Hydra sweeper optimizes: selection never sees the test split."""
     start = time.monotonic()
-    check_config(OmegaConf.to_container(cfg, resolve=True))  # every bad value named before any data is read
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
+    check_config(config)  # every bad value named before any data is read
     commit = git_commit()  # the code this run starts from (HEAD may move while it trains)
     stored = None
     if cfg.resume:
-        resume_path = find_resume_checkpoint(
-            cfg.resume, Path(cfg.paths.runs_dir) / cfg.experiment_name, OmegaConf.to_container(cfg, resolve=True)
-        )
+        resume_path = find_resume_checkpoint(cfg.resume, Path(cfg.paths.runs_dir) / cfg.experiment_name, config)
         resume_path, stored = load_with_fallback(resume_path)
-        check_resume_config(OmegaConf.to_container(cfg, resolve=True), stored["config"], resume_path)
-        check_resume_budget(OmegaConf.to_container(cfg, resolve=True), stored["config"])
+        check_resume_config(config, stored["config"], resume_path)
+        check_resume_budget(config, stored["config"])
         log.info(
             "Resuming from %s (epoch %d, step %d).", resume_path, stored["train_state"]["epoch"], stored["train_state"]["step"]
         )
-    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)
