@@ -3,12 +3,17 @@ against its own fast tests, then a report: results/mutation.md.
 
     python scripts/mutation.py run [--only attention/cbam.py ...]   # = make mutation; resumable (.mutmut-cache)
     python scripts/mutation.py report                                # the page from the cache
+    python scripts/mutation.py pytest TESTS...                       # the runner mutmut calls (below)
 
 mutmut 2 changes one operator, number, keyword, name or argument at a time, on disk, and runs the
-file's tests (stopping at the first failure); a mutant that no test notices "survives". String
-mutations are off: they change error-message text, which the tests match only in part. The
-report lists every survivor with its diff, and scripts/mutation_equivalent.yaml the survivors
-judged equivalent (the program computes the same thing), each with the reason.
+file's tests (stopping at the first failure); a mutant that no test notices "survives". mutmut 2
+counts only exit status 1 as a failure: a mutant that breaks the import (pytest's status 2,
+"interrupted: errors during collection") would count as a survivor, so mutmut calls the tests
+through ``pytest`` below, which turns any failing status into 1. String mutations are off: they
+change error-message text, which the tests match only in part. The report lists every survivor with
+its diff, and scripts/mutation_equivalent.yaml the survivors judged equivalent (the program computes
+the same thing), each with the reason, keyed by the mutated line (mutmut's ids change from one cache
+to the next).
 
 mutmut writes each mutant into the file on disk while its tests run: to keep working meanwhile,
 run it in a second checkout (`git worktree add ../attention-zoo-mutation`); the tests import the
@@ -58,7 +63,7 @@ def run(only: list[str]) -> None:
     for target, tests in TARGETS.items():
         if only and target not in only:
             continue
-        runner = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -m 'not slow' --timeout 300 {' '.join(tests)}"
+        runner = f"{sys.executable} {Path(__file__).resolve()} pytest {' '.join(tests)}"
         print(f"== {target}: {' '.join(tests)}", flush=True)
         subprocess.run(
             [
@@ -81,6 +86,12 @@ def run(only: list[str]) -> None:
             check=False,
             env={**os.environ, "PYTHONPATH": str(REPO / "src")},
         )
+
+
+def run_tests(tests: list[str]) -> int:
+    """The fast tests of one source file; 1 for any failure, 0 when they pass (see the docstring)."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", "--timeout", "300"]
+    return 0 if subprocess.run([*command, *tests], check=False).returncode == 0 else 1
 
 
 def survivors() -> dict[str, list[tuple[int, str]]]:
@@ -115,8 +126,14 @@ def counts() -> dict[str, dict[str, int]]:
     return table
 
 
+def mutated_line(diff: str) -> str:
+    """The line a mutant wrote, as scripts/mutation_equivalent.yaml names it."""
+    return next(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
+
+
 def report() -> None:
-    equivalent = yaml.safe_load(EQUIVALENT.read_text()) or {} if EQUIVALENT.exists() else {}
+    judged_lines = yaml.safe_load(EQUIVALENT.read_text()) or {}
+    equivalent = {f: {entry["mutant"]: entry["why"] for entry in entries} for f, entries in judged_lines.items()}
     lived = survivors()
     lines = [
         "| source file | mutants tested | killed | timed out | survived | judged equivalent | score | not yet tested |",
@@ -130,7 +147,7 @@ def report() -> None:
             continue
         killed, timeout = by_status.get("ok_killed", 0), by_status.get("bad_timeout", 0)
         survived = by_status.get("bad_survived", 0)
-        judged = sum(1 for mutant_id, _ in lived.get(filename, []) if str(mutant_id) in equivalent.get(filename, {}))
+        judged = sum(1 for _, diff in lived.get(filename, []) if mutated_line(diff) in equivalent.get(filename, {}))
         score = (killed + timeout) / max(n - judged, 1)
         lines.append(f"| `{filename}` | {n} | {killed} | {timeout} | {survived} | {judged} | {100 * score:.1f}% | {untested} |")
         for i, value in enumerate((n, killed, timeout, survived, judged)):
@@ -156,7 +173,7 @@ def report() -> None:
     for filename, items in sorted(lived.items()):
         body.append(f"### `{filename}`")
         for mutant_id, diff in items:
-            reason = equivalent.get(filename, {}).get(str(mutant_id))
+            reason = equivalent.get(filename, {}).get(mutated_line(diff))
             body.append(
                 f"- mutant {mutant_id}: " + (f"**equivalent**: {reason}" if reason else "**not killed**: a gap in the tests")
             )
@@ -172,8 +189,14 @@ def main() -> None:
     run_parser = sub.add_parser("run")
     run_parser.add_argument("--only", nargs="*", default=[], choices=sorted(TARGETS), metavar="FILE")
     sub.add_parser("report")
+    sub.add_parser("pytest").add_argument("tests", nargs="+")
     args = parser.parse_args()
-    run(args.only) if args.command == "run" else report()
+    if args.command == "run":
+        run(args.only)
+    elif args.command == "pytest":
+        sys.exit(run_tests(args.tests))
+    else:
+        report()
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def evaluate(
         cfg.task.beam_stop = beam_stop or "exact"
     task = build_task(cfg.task, data, None)
     start = time.perf_counter()
-    metrics, hypotheses = task.translate(model, data.eval_batches(split), beam)
+    metrics, _, hypotheses = task.translate(model, data.eval_batches(split), beam)
     seconds = time.perf_counter() - start
     scores = translation_scores(hypotheses, data.references[split], cfg.data.tgt)
     tag = (

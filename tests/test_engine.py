@@ -162,6 +162,29 @@ def test_overfit_one_batch_drives_the_loss_near_zero(tmp_path):
     assert final["loss"] < 0.05 and final["acc"] == 1.0
 
 
+def test_smoke_limits_cut_each_epoch_and_each_evaluation_to_their_first_batches(tmp_path):
+    class CountingTask(ClassificationTask):
+        def evaluate(self, model, batches, split="val"):
+            self.evaluated = sum(1 for _ in batches)
+            return {"loss": 1.0 / (1 + self.evaluated), "acc": 0.5}
+
+    batch = (torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))
+    data = _ListData(batch, repeats=7)
+    data.val_batches = data.test_batches = lambda: [batch] * 5
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    trainer = _trainer(tmp_path, model, data, epochs=3, limit_train_batches=2, limit_eval_batches=3)
+    trainer.task = CountingTask()
+    state = trainer.fit()
+    assert state.step == 6 and state.epoch == 3 and [row["step"] for row in state.history] == [2, 4, 6]
+    assert trainer.task.evaluated == 3
+    trainer.test()
+    assert trainer.task.evaluated == 3
+    unlimited = _trainer(tmp_path / "all", model, data, epochs=1)
+    unlimited.task = CountingTask()
+    unlimited.fit()
+    assert unlimited.state.step == 7 and unlimited.task.evaluated == 5
+
+
 def test_nan_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
     class Exploding(nn.Module):
         def __init__(self):

@@ -26,6 +26,8 @@ def test_smoke_run_writes_run_record_and_offline_wandb_run(train_env):
     (run_dir,) = _runs(train_env)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["seed"] == 3 and metrics["epochs"] == 2
+    # trainer=smoke: 2 epochs of their first 4 batches (of 7), val/test on 2 batches, and the record says so
+    assert metrics["steps"] == 8 and metrics["limit_train_batches"] == 4 and metrics["limit_eval_batches"] == 2
     assert set(metrics["test"]) == {"loss", "acc", "acc_top5", "error"}
     assert metrics["best_val"]["epoch"] in (1, 2) and 0 <= metrics["best_val"]["value"] <= 1
     for key in ("wall_time_s", "hardware", "git_commit", "parameters"):
@@ -76,8 +78,8 @@ def _comparable(run_dir):
 def test_sigkill_and_resume_equals_an_uninterrupted_run(train_env, checkpoint_every_minutes):
     common = [*SMOKE, "trainer.epochs=3", f"trainer.checkpoint_every_minutes={checkpoint_every_minutes}"]
     run_train(train_env, *common, "experiment_name=straight")
-    killed = run_train(train_env, *common, "experiment_name=broken", "trainer.kill_at_step=13", check=False)
-    assert killed.returncode == -signal.SIGKILL  # 100 train images / 16 = 7 batches: step 13 is mid-epoch 2
+    killed = run_train(train_env, *common, "experiment_name=broken", "trainer.kill_at_step=6", check=False)
+    assert killed.returncode == -signal.SIGKILL  # trainer=smoke: 4 batches an epoch, step 6 is mid-epoch 2
     (broken,) = _runs(train_env, "broken")
     assert not (broken / "metrics.json").exists()
     run_train(train_env, *common, "experiment_name=broken", "resume=auto")

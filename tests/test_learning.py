@@ -11,7 +11,14 @@ from conftest import SMOKE, run_dirs, run_train
 @pytest.mark.slow
 def test_entrypoint_learns_the_tiny_dataset(train_env):
     run_train(
-        train_env, *SMOKE, "trainer.epochs=40", "optim.lr=0.1", "schedule=cosine", "trainer.deterministic=false", timeout=900
+        train_env,
+        *SMOKE,
+        "trainer.limit_train_batches=null",
+        "trainer.epochs=40",
+        "optim.lr=0.1",
+        "schedule=cosine",
+        "trainer.deterministic=false",
+        timeout=900,
     )
     (run_dir,) = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), "resnet_cifar")
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -66,6 +66,8 @@ def tiny_runs(tmp_path_factory) -> dict:
             f"experiment={model}",
             "trainer=smoke",
             "trainer.epochs=60",
+            "trainer.limit_train_batches=null",  # every batch of the tiny corpus, every epoch
+            "trainer.limit_eval_batches=null",
             "data.max_tokens=40",
             "data.download=false",
             "task.figure_sentences=[1,3]",

@@ -81,6 +81,8 @@ RULES: dict[str, Rule] = {
     # trainer
     "trainer.epochs": COUNT,
     "trainer.max_steps": OPTIONAL_COUNT,
+    "trainer.limit_train_batches": OPTIONAL_COUNT,
+    "trainer.limit_eval_batches": OPTIONAL_COUNT,
     "trainer.grad_clip_norm": _number(0, low_open=True, optional=True),
     "trainer.log_every_steps": COUNT,
     "trainer.checkpoint_every_minutes": NON_NEGATIVE,  # 0: after every update

@@ -32,7 +32,13 @@ from attention_zoo.engine.optim import build_optimizer, build_schedule
 from attention_zoo.engine.run_record import HISTORY, METRICS, write_history, write_json_atomic
 from attention_zoo.engine.runtime import git_commit, hardware_summary, resolve_device
 from attention_zoo.engine.seeding import seed_everything
-from attention_zoo.engine.trainer import NonFiniteLossError, Trainer, TrainerConfig, TrainingInterrupted
+from attention_zoo.engine.trainer import (
+    NonFiniteLossError,
+    Trainer,
+    TrainerConfig,
+    TrainingInterrupted,
+    batches_per_epoch,
+)
 from attention_zoo.engine.wandb_logger import WandbLogger
 from attention_zoo.viz.curves import plot_history
 
@@ -123,10 +129,11 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         model = model.to(memory_format=torch.channels_last)
     task = build_task(cfg.task, data, run_dir)
     optimizer = build_optimizer(model, cfg.optim)
-    total_steps = trainer_cfg.epochs * data.num_train_batches
+    steps_per_epoch = batches_per_epoch(trainer_cfg, data.num_train_batches)
+    total_steps = trainer_cfg.epochs * steps_per_epoch
     if trainer_cfg.max_steps is not None:
         total_steps = min(total_steps, trainer_cfg.max_steps)
-    schedule = build_schedule(optimizer, cfg.schedule, data.num_train_batches, total_steps)
+    schedule = build_schedule(optimizer, cfg.schedule, steps_per_epoch, total_steps)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(
         "%s: %s, %.3fM parameters, device %s, run dir %s", cfg.experiment_name, cfg.model.name, n_params / 1e6, device, run_dir
@@ -192,6 +199,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
                 "final_val": {k[4:]: v for k, v in state.history[-1].items() if k.startswith("val/")} if state.history else {},
                 "test_weights": trainer.test_weights,
                 "test_details": getattr(task, "test_details", {}),
+                # smoke runs: numbers from part of each epoch and part of val/test, not comparable
+                "limit_train_batches": trainer_cfg.limit_train_batches,
+                "limit_eval_batches": trainer_cfg.limit_eval_batches,
                 "epochs": state.epoch,
                 "steps": state.step,
                 "wall_time_s": round(state.elapsed_s, 1),

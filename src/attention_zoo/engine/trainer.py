@@ -9,6 +9,7 @@ of evaluation metrics. See ``tasks/`` and ``data/`` for the two sides.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -63,6 +64,8 @@ class Task(Protocol):
 class TrainerConfig:
     epochs: int
     max_steps: int | None = None  # stop early after this many optimizer steps (smoke runs, budgets)
+    limit_train_batches: int | None = None  # smoke runs: an epoch is the first N batches of its shuffled order
+    limit_eval_batches: int | None = None  # smoke runs: validate and test on the first N batches only
     device: str = "auto"
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 elsewhere
     grad_clip_norm: float | None = None
@@ -174,6 +177,10 @@ class Trainer:
     def _elapsed(self) -> float:
         return self._elapsed_at_session_start + time.monotonic() - self._session_start
 
+    @property
+    def batches_per_epoch(self) -> int:
+        return batches_per_epoch(self.cfg, self.data.num_train_batches)
+
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainState:
         """Train until ``epochs`` (or ``max_steps``, or early stopping); return the final state."""
@@ -183,7 +190,7 @@ class Trainer:
         try:
             while self.state.epoch < self.cfg.epochs and not self._budget_spent():
                 self._train_epoch()
-                if self.state.batch_in_epoch < self.data.num_train_batches:
+                if self.state.batch_in_epoch < self.batches_per_epoch:
                     break  # max_steps ended the epoch early; its partial stats stay in the checkpoint
                 self._end_epoch()
                 if self._should_stop_early():
@@ -201,9 +208,8 @@ class Trainer:
     def _train_epoch(self) -> None:
         state, cfg = self.state, self.cfg
         self.model.train()
-        total = self.data.num_train_batches
         bar = tqdm(
-            total=total,
+            total=self.batches_per_epoch,
             initial=state.batch_in_epoch,
             desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
             disable=not cfg.progress_bar,
@@ -234,7 +240,7 @@ class Trainer:
                 os.kill(os.getpid(), signal.SIGKILL)
             if time.monotonic() - self._last_checkpoint_time > 60 * cfg.checkpoint_every_minutes:
                 self.save_checkpoint()
-            if self._budget_spent():
+            if self._budget_spent() or state.batch_in_epoch >= self.batches_per_epoch:
                 break
             wait_start = time.perf_counter()
         bar.close()
@@ -323,6 +329,8 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self, batches: Iterable[Any], split: str = "val") -> dict[str, float]:
+        if self.cfg.limit_eval_batches is not None:
+            batches = itertools.islice(batches, self.cfg.limit_eval_batches)
         self.model.eval()
         with autocast(self.device, self.amp_dtype):
             metrics = self.task.evaluate(self.model, (self._to_device(b) for b in batches), split)
@@ -395,6 +403,12 @@ class Trainer:
             raise KeyboardInterrupt
         log.warning("Received %s: saving a checkpoint after this step, then stopping.", signal.Signals(signum).name)
         self._stop_signal = signum
+
+
+def batches_per_epoch(cfg: TrainerConfig, num_train_batches: int) -> int:
+    """Optimizer steps in one epoch: all the data's batches, or the first ``limit_train_batches``."""
+    limit = cfg.limit_train_batches
+    return num_train_batches if limit is None else min(limit, num_train_batches)
 
 
 def _accumulate(into: dict[str, float], **values: float) -> None:

@@ -93,7 +93,7 @@ def beam_search(
     model,
     src,
     src_len,
-    beam: int = 5,
+    beam: int,
     length_penalty: float = 0.0,
     max_len_a: float = 1.5,
     max_len_b: int = 10,

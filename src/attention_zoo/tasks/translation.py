@@ -79,9 +79,10 @@ class TranslationTask:
     def evaluate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], split: str = "val") -> dict[str, float]:
         """Loss and perplexity under teacher forcing, then BLEU/chrF of decoded output."""
         beam = self.test_beam if split == "test" else 1
-        metrics, hypotheses = self.translate(model, batches, beam)
+        metrics, rows, hypotheses = self.translate(model, batches, beam)
         split_name = "test2016" if split == "test" else "val"
-        scores = translation_scores(hypotheses, self.data.references[split_name], self.data.cfg.tgt)
+        references = [self.data.references[split_name][row] for row in rows]  # all of them, but for smoke runs
+        scores = translation_scores(hypotheses, references, self.data.cfg.tgt)
         if split == "test" and self.output_dir is not None:
             (self.output_dir / f"translations.{split_name}.{self.data.cfg.tgt}").write_text("\n".join(hypotheses) + "\n")
         signature = scores.pop("bleu_signature")
@@ -103,9 +104,10 @@ class TranslationTask:
     @torch.no_grad()
     def translate(
         self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], beam: int
-    ) -> tuple[dict[str, float], list[str]]:
-        """Teacher-forced loss/perplexity of the batches and their detokenized translations in
-        corpus order, decoded greedily (beam 1) or with beam search."""
+    ) -> tuple[dict[str, float], list[int], list[str]]:
+        """Teacher-forced loss/perplexity of the batches, the sentences they held (indices in the
+        split, in corpus order) and their detokenized translations, decoded greedily (beam 1) or
+        with beam search."""
         nll, tokens, outputs = 0.0, 0, {}
         for batch in batches:
             tgt_in, tgt_out = batch["tgt"][:, :-1], batch["tgt"][:, 1:]
@@ -118,7 +120,8 @@ class TranslationTask:
                 hyps = greedy_decode(model, batch["src"], batch["src_len"], self.max_len_a, self.max_len_b)
             for row, hyp in zip(batch["index"].tolist(), hyps):
                 outputs[row] = self.data.tgt_encoder.decode(hyp.tokens)
-        return {"loss": nll / tokens, "ppl": math.exp(min(nll / tokens, 50))}, [outputs[i] for i in range(len(outputs))]
+        rows = sorted(outputs)
+        return {"loss": nll / tokens, "ppl": math.exp(min(nll / tokens, 50))}, rows, [outputs[i] for i in rows]
 
     @torch.no_grad()
     def figures(self, model: nn.Module) -> dict[str, Path]:
