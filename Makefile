@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the project with its test extras (idempotent)
 
-test: $(STAMP) lint ## the default test suite (fast; tiny generated data, no network, no ../shared), after lint
-	$(PY) -m pytest
+TEST_WORKERS ?= auto
+test: $(STAMP) lint ## the default test suite (fast; tiny generated data, no network, no ../shared), after lint; TEST_WORKERS=1 runs it serially
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP) ## ruff: lint and formatting check (`.venv/bin/ruff format .` fixes the formatting)
 	$(PY) -m ruff check .

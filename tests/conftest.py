@@ -26,6 +26,16 @@ SMOKE = [
 ]
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs one worker per core) each worker's torch keeps to one
+    thread, as the training subprocesses do (OMP_NUM_THREADS=1): threads that fight for the
+    cores make both workers many times slower."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="module")
 def compose_cfg():
     """compose(overrides) -> the train config, as the entrypoint would compose it."""
