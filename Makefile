@@ -14,7 +14,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status"
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
-	reproduce-cbam reproduce-nonlocal reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
+	reproduce-cbam reproduce-nonlocal reproduce-cnn-attention-converged reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
 	results presets mutation data-cifar10 data-multi30k clean
 
@@ -37,8 +37,8 @@ lint: $(STAMP) ## ruff: lint and formatting check (`.venv/bin/ruff format .` fix
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test-slow: $(STAMP) ## the long tests marked slow
-	$(PY) -m pytest -m slow
+test-slow: $(STAMP) ## the long tests marked slow (every README training command run with trainer=smoke among them), one worker per core
+	$(PY) -m pytest -m slow -n $(TEST_WORKERS) --dist load
 
 train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU budget (~1.5 h on 2 cores)
 	$(PY) -m attention_zoo.train experiment=resnet_cifar_cpu $(ARGS)
@@ -46,7 +46,7 @@ train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU bu
 bench: bench-resnet bench-cnn-attention bench-translation bench-transformer bench-captioning ## all speed measurements below
 
 bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
-	$(PY) scripts/bench_resnet.py $(ARGS)
+	$(PY) scripts/bench_resnet.py --compile $(ARGS)
 
 bench-cnn-attention: $(STAMP) ## ResNet-20 with each configs/block option: params, FLOPs, train/eval images/s, overhead vs plain
 	$(PY) scripts/bench_cnn_attention.py $(ARGS)
@@ -105,6 +105,11 @@ reproduce-cbam: $(STAMP) ## Woo et al. 2018: ResNet-20 plain vs SE vs CBAM and i
 reproduce-nonlocal: $(STAMP) ## Wang et al. 2018: ResNet-20 plain vs the 4 non-local instantiations and placements, SEEDS="0 1 2"
 	$(call block_grid,$(NONLOCAL_MAIN))
 	$(call block_grid,$(NONLOCAL_ABLATIONS))
+
+CONVERGED_SEEDS ?= 0 1 2 3 4
+reproduce-cnn-attention-converged: $(STAMP) ## plain / SE / CBAM / 1 non-local block at the converged ResNet-20 budget, 5 paired seeds (~2-3 h a run on 2 cores; resumable; finished runs collected into results/runs)
+	$(PY) scripts/run_variants.py --experiment cifar_attention_converged_cpu --group block \
+		--variants none se cbam nonlocal_embedded --seeds $(CONVERGED_SEEDS) --collect $(if $(ARGS),-- $(ARGS))
 
 reproduce-show-attend-tell: $(STAMP) ## Xu et al. 2015 on Flickr8k, soft then hard attention (needs $$ATTN_ZOO_DATA/flickr8k; GPU advised)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell $(ARGS)

@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from attention_zoo.build import build_model
 from attention_zoo.engine.runtime import hardware_summary, resolve_device
+from attention_zoo.engine.trainer import COMPILE_MODES, compile_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--contiguous", action="store_true", help="NCHW instead of channels_last (the CPU preset's format)")
+    parser.add_argument("--compile", default="none", choices=COMPILE_MODES, help="as trainer.compile: torch.compile in place")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if "none" in args.variants:  # the baseline first: the ratios divide by it
@@ -84,10 +86,12 @@ def main() -> None:
         model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         with FlopCounterMode(display=False) as counter:
             model.eval()(torch.randn(1, 3, 32, 32, device=device))
+        parameters = sum(p.numel() for p in model.parameters())
+        compile_model(model, args.compile)  # compiled in the warm-up steps, which are not timed
         results.append(
             {
                 "variant": variant,
-                "parameters": sum(p.numel() for p in model.parameters()),
+                "parameters": parameters,
                 "mflops_per_image": round(counter.get_total_flops() / 1e6, 2),
                 "train_img_per_s": images_per_s(model, args.batch_size, args.steps, args.warmup, True, device, channels_last),
                 "eval_img_per_s": images_per_s(model, 2 * args.batch_size, args.steps, args.warmup, False, device, channels_last),
@@ -102,12 +106,14 @@ def main() -> None:
         "model": f"ResNet-{args.depth}",
         "batch_size": args.batch_size,
         "channels_last": channels_last,
+        "compile": args.compile,
         "steps": args.steps,
         "hardware": hardware_summary(device),
         "results": results,
     }
     print(
-        f"ResNet-{args.depth}, batch {args.batch_size}, {'channels_last' if channels_last else 'NCHW'}, {device}, "
+        f"ResNet-{args.depth}, batch {args.batch_size}, {'channels_last' if channels_last else 'NCHW'}"
+        f", compile={args.compile}, {device}, "
         f"{torch.get_num_threads()} threads"
     )
     print(f"{'variant':<22}{'params':>9}{'MFLOPs':>9}{'train img/s':>12}{'eval img/s':>11}{'train x':>9}{'eval x':>8}")

@@ -4,9 +4,11 @@
     python scripts/bench_resnet.py --depth 56 --steps 30
 
 Reports training images/s and the share of wall time spent waiting for the next batch
-(augmentation + normalization in the main process), with the default memory format and with
-channels_last. Uses the CIFAR-10 copy under $ATTN_ZOO_DATA (or --data-root) through the same
-data module as training; with --synthetic, random uint8 images of the same shape.
+(augmentation + normalization in the main process), with the default memory format, with
+channels_last, and with --compile also channels_last plus torch.compile (inductor; ``trainer.compile=model``),
+whose compilation happens in the warm-up steps and is timed apart. Uses the CIFAR-10 copy under
+$ATTN_ZOO_DATA (or --data-root) through the same data module as training; with --synthetic, random
+uint8 images of the same shape.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from attention_zoo.data.cifar import CifarConfig, CifarData, Split
 from attention_zoo.engine.runtime import hardware_summary, resolve_device
-from attention_zoo.engine.trainer import TrainerConfig
+from attention_zoo.engine.trainer import TrainerConfig, compile_model
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.tasks.classification import ClassificationTask
 
@@ -37,16 +39,22 @@ def synthetic_splits() -> tuple[Split, Split]:
     return split(50000), split(10000)
 
 
-def measure(data: CifarData, depth: int, channels_last: bool, steps: int, warmup: int, device: torch.device) -> dict:
+def measure(
+    data: CifarData, depth: int, channels_last: bool, compiled: bool, steps: int, warmup: int, device: torch.device
+) -> dict:
     torch.manual_seed(0)
     model = CifarResNet(ResNetConfig(depth=depth)).to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
+    compile_model(model, "model" if compiled else "none")
     task = ClassificationTask()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     batches = data.train_batches(epoch=0)
     wait = busy = images = 0.0
+    start = time.perf_counter()
     for i in range(warmup + steps):
+        if i == warmup:
+            warmup_s = time.perf_counter() - start
         t0 = time.perf_counter()
         x, y = next(batches)
         x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
@@ -63,6 +71,8 @@ def measure(data: CifarData, depth: int, channels_last: bool, steps: int, warmup
             wait, busy, images = wait + t1 - t0, busy + t2 - t1, images + out.count
     return {
         "channels_last": channels_last,
+        "compile": compiled,
+        "warmup_s": round(warmup_s, 1),
         "train_img_per_s": round(images / (wait + busy), 1),
         "data_wait_share": round(wait / (wait + busy), 4),
         "step_ms": round(1000 * (wait + busy) / steps, 1),
@@ -80,12 +90,14 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=os.environ.get("ATTN_ZOO_CACHE", ".cache"))
     parser.add_argument("--synthetic", action="store_true", help="random images instead of the CIFAR-10 files")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--compile", action="store_true", help="also trainer.compile=model (~1 min)")
     args = parser.parse_args()
 
     cfg = CifarConfig(name="cifar10", root=args.data_root, cache_dir=args.cache_dir, batch_size=args.batch_size)
     data = CifarData(cfg, seed=0, splits=synthetic_splits() if args.synthetic else None)
     device = resolve_device(args.device)
-    results = [measure(data, args.depth, cl, args.steps, args.warmup, device) for cl in (False, True)]
+    variants = [(False, False), (True, False), *([(True, True)] if args.compile else [])]  # (channels_last, compile)
+    results = [measure(data, args.depth, cl, compiled, args.steps, args.warmup, device) for cl, compiled in variants]
     report = {
         "model": f"ResNet-{args.depth}",
         "batch_size": args.batch_size,
@@ -94,10 +106,11 @@ def main() -> None:
         "results": results,
     }
     print(f"ResNet-{args.depth}, batch {args.batch_size}, {report['data']}, {device}, {torch.get_num_threads()} threads")
-    print(f"{'memory format':<16}{'train img/s':>12}{'data wait':>11}{'step ms':>9}")
+    print(f"{'memory format':<24}{'train img/s':>12}{'data wait':>11}{'step ms':>9}{'warm-up s':>11}")
     for r in results:
-        fmt = "channels_last" if r["channels_last"] else "contiguous"
-        print(f"{fmt:<16}{r['train_img_per_s']:>12.1f}{100 * r['data_wait_share']:>10.1f}%{r['step_ms']:>9.1f}")
+        fmt = ("channels_last" if r["channels_last"] else "contiguous") + (" + compile" if r["compile"] else "")
+        speed = f"{r['train_img_per_s']:>12.1f}{100 * r['data_wait_share']:>10.1f}%{r['step_ms']:>9.1f}"
+        print(f"{fmt:<24}{speed}{r['warmup_s']:>11.1f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

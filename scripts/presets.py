@@ -103,6 +103,12 @@ def describe_schedule(s: dict, epochs: int) -> str:
         return f"cosine to {_g(s['min_lr_ratio'])} x peak"
     if name == "inverse_sqrt":
         return "Eq. 3 of Vaswani et al.: linear warmup, then ∝ step^-0.5"
+    if name == "onecycle":
+        start, end = 1 / s["div_factor"], 1 / (s["div_factor"] * s["final_div_factor"])
+        return (
+            f"one-cycle: {_g(start)} x peak up to the peak over {_g(100 * s['pct_start'])}% of training, "
+            f"cosine down to {_g(end)} x peak (momentum cycled 0.95-0.85)"
+        )
     return name
 
 
@@ -188,6 +194,8 @@ def describe_decoding(cfg: dict) -> str:
 def config_fields(cfg: dict) -> dict[str, str]:
     """The settings the config alone decides."""
     warmup = cfg["schedule"].get("warmup_steps") or 0
+    if cfg["schedule"]["name"] == "onecycle":
+        warmup = f"{_g(100 * cfg['schedule']['pct_start'])}% of the updates (one-cycle)"
     return {
         "model": describe_model(cfg["model"]),
         "epochs": str(cfg["trainer"]["epochs"])
@@ -195,7 +203,7 @@ def config_fields(cfg: dict) -> dict[str, str]:
         "batch": describe_batch(cfg["data"]),
         "optimizer": describe_optimizer(cfg["optim"], cfg["trainer"].get("grad_clip_norm")),
         "schedule": describe_schedule(cfg["schedule"], cfg["trainer"]["epochs"]),
-        "warmup": f"{warmup} updates" if warmup else "none",
+        "warmup": warmup if isinstance(warmup, str) else f"{warmup} updates" if warmup else "none",
         "loss": describe_loss(cfg["task"]),
         "init": describe_init(cfg["model"]),
         "regularization": describe_regularization(cfg),

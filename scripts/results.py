@@ -19,43 +19,31 @@ and optionally "cost": {"bench": a bench JSON under results/, "variant": its row
 parameters, MFLOPs per image and images/s join the row and its table (a "cost" column)}.
 A spec's optional "defaults" holds the fields its rows share (e.g. dataset, metric, scale, note);
 a row's own fields win.
-A spec's optional "per_seed": {"baseline": NAME} also writes, between the per-seed markers of the
-page, every row's value per seed and its paired difference from the baseline row over the seeds
-both have (rows are named there by their short "name", e.g. "plain", "SE").
+Every row shows mean ± std and the 95% t interval of its mean over seeds.
+A spec's optional "comparisons": {"baseline": NAME or "against": [{"baseline": NAME, "rows": [NAMES]}, ...],
+"budget": "after 4 epochs" | "converged (...)", "paired": true | false, "unpaired_reason": why the
+seeds do not pair the runs} writes, between the readings markers of the page, each compared row's
+difference from its baseline row (rows are named by their short "name", e.g. "plain", "SE"; without
+"rows", every other row) under Welch's test and, where the seeds pair the runs, the paired
+test, each Holm-corrected over the page's comparisons, with the smallest difference the seeds could
+detect (attention_zoo/seed_statistics.py), and a reading that names the budget; and, between the
+per-seed markers, every row's value per seed (with its per-seed difference from the first baseline
+when the seeds pair).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 from pathlib import Path
 
-from attention_zoo.engine.run_record import runs_with
+from attention_zoo.engine.run_record import collect, runs_with
+from attention_zoo.seed_statistics import Difference, holm, paired, summarize, welch
 
-RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", "metrics.json", "history.csv", "train.log", "curves.png")
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 PER_SEED_START, PER_SEED_END = "<!-- per-seed-table:start -->", "<!-- per-seed-table:end -->"
-
-
-def collect(run_dir: Path, results_dir: Path = Path("results/runs"), figures: bool = True) -> Path:
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    if metrics.get("status") != "completed":
-        raise SystemExit(f"{run_dir} has not completed (status {metrics.get('status')!r}); nothing collected.")
-    target = results_dir / metrics["experiment"] / run_dir.name
-    extras = [
-        *run_dir.glob("translations.*"),
-        *run_dir.glob("captions.*.json"),
-        *run_dir.glob("eval.*.json"),
-        *(run_dir.glob("figures/*.png") if figures else []),
-    ]
-    names = [*RECORD_FILES, *(str(p.relative_to(run_dir)) for p in extras)]
-    for name in names:
-        if (run_dir / name).exists():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(run_dir / name, target / name)
-    return target
+READINGS_START, READINGS_END = "<!-- readings:start -->", "<!-- readings:end -->"
 
 
 def _get(tree: dict, dotted: str):
@@ -100,6 +88,7 @@ def aggregate(row: dict, base: Path) -> dict:
     sources = [json.loads((base / run / file).read_text()) for run in records] if file else runs
     scale = row.get("scale", 1)
     values = [_get(m, dotted) * scale for m in sources]
+    summary = summarize(values)
     hardware = sorted(
         {
             f"{m['hardware'].get('gpu') or m['hardware']['cpu']} "
@@ -114,7 +103,8 @@ def aggregate(row: dict, base: Path) -> dict:
         "dataset": row["dataset"],
         "metric": row["metric"],
         "value": round(statistics.mean(values), 2),
-        "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
+        "std": round(summary.std, 2) if summary.std is not None else None,
+        "ci95": [round(summary.low, 2), round(summary.high, 2)] if summary.low is not None else None,
         "seeds": [m["seed"] for m in runs],
         "values": [round(v, 2) for v in values],
         "epochs": sorted({m["epochs"] for m in runs}),
@@ -150,11 +140,14 @@ def markdown(rows: list[dict], metric_name: str) -> str:
     with_cost = any("parameters" in r for r in rows)
     cost_header = " params / MFLOPs / train img/s (bench) |" if with_cost else ""
     lines = [
-        f"| model | data | {metric_name} (ours) | seeds | epochs | train time | hardware |{cost_header} paper | run records |",
+        f"| model | data | {metric_name} (ours: mean ± std [95% CI]) | seeds | epochs | train time | hardware |"
+        f"{cost_header} paper | run records |",
         "|---|---|---|---|---|---|---|---|---|" + ("---|" if with_cost else ""),
     ]
     for r in rows:
-        ours = f"{r['value']:.2f}" + (f" ± {r['std']:.2f}" if r["std"] is not None else "")
+        ours = f"{r['value']:.2f}" + (
+            f" ± {r['std']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" if r["std"] is not None else ""
+        )
         paper = "—" if r["paper_value"] is None else f"{r['paper_value']} ({r['paper_source']})"
         links = ", ".join(f"[{Path(run).name}]({run})" for run in r["runs"])
         cost = ""
@@ -173,27 +166,113 @@ def _mean_std(values: list[float], sign: bool = False) -> str:
     return number.format(statistics.mean(values)) + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
 
-def per_seed_markdown(rows: list[dict], baseline_name: str) -> str:
-    """Each row's value per seed, and its paired difference from the baseline row on the seeds both have."""
+def _by_name(rows: list[dict], name: str) -> dict:
     names = [r["name"] for r in rows]
-    if None in names or baseline_name not in names:
-        raise SystemExit(f'per_seed needs a "name" on every row and a row named {baseline_name!r}; the names are {names}.')
-    baseline = dict(zip(rows[names.index(baseline_name)]["seeds"], rows[names.index(baseline_name)]["values"]))
-    seeds = sorted({seed for r in rows for seed in r["seeds"]})
+    if None in names or name not in names:
+        raise SystemExit(f'comparisons need a "name" on every row and a row named {name!r}; the names are {names}.')
+    return rows[names.index(name)]
+
+
+def _pairs(rows: list[dict], comparisons: dict) -> list[tuple[dict, dict]]:
+    """(baseline row, compared row) for each comparison of the page, in the spec's order."""
+    against = comparisons.get("against") or [{"baseline": comparisons["baseline"]}]
+    pairs = []
+    for block in against:
+        base = _by_name(rows, block["baseline"])
+        names = block.get("rows") or [r["name"] for r in rows if r is not base]
+        pairs += [(base, _by_name(rows, name)) for name in names]
+    return pairs
+
+
+def compare(rows: list[dict], comparisons: dict) -> list[dict]:
+    """Each comparison of the page (row − its baseline): Welch's test, and the paired test where the
+    seeds pair the runs, each Holm-corrected over all the page's comparisons; the reading uses the
+    test that fits the design."""
+    pairs = _pairs(rows, comparisons)
+    welchs: dict[int, Difference] = {}
+    paireds: dict[int, Difference] = {}
+    for i, (base, row) in enumerate(pairs):
+        if len(base["values"]) >= 2 and len(row["values"]) >= 2:
+            welchs[i] = welch(base["values"], row["values"])
+        shared = set(base["seeds"]) & set(row["seeds"])
+        if comparisons.get("paired") and len(shared) >= 2:
+            paireds[i] = paired(dict(zip(base["seeds"], base["values"])), dict(zip(row["seeds"], row["values"])))
+    holm(list(welchs.values()))
+    holm(list(paireds.values()))
+    readings = []
+    for i, (base, row) in enumerate(pairs):
+        w, p = welchs.get(i), paireds.get(i)
+        decisive = p or w
+        if decisive is None:
+            verdict = "not resolved (fewer than 2 seeds)"
+        elif decisive.resolved():
+            verdict = f"{'higher' if decisive.mean > 0 else 'lower'} ({decisive.test})"
+        else:
+            verdict = "not resolved"
+        readings.append(
+            {
+                "name": row["name"],
+                "baseline": base["name"],
+                "welch": w and w.__dict__,
+                "paired": p and p.__dict__,
+                "reading": verdict,
+            }
+        )
+    return readings
+
+
+def _cells(d: dict | None) -> str:
+    if d is None:
+        return "— | — | —"
+    return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] | {d['p']:.3f} ({d['p_holm']:.3f}) | {d['detectable']:.2f}"
+
+
+def readings_markdown(readings: list[dict], comparisons: dict) -> str:
+    budget = comparisons["budget"]
     lines = [
-        f"| | {' | '.join(f'seed {s}' for s in seeds)} | mean ± std | − {baseline_name}, same seeds "
-        f"| seeds above {baseline_name} |",
-        "|---|" + "---|" * (len(seeds) + 3),
+        f"| {budget} | Welch: difference [95% CI] | p (Holm) | detectable, 80% power "
+        "| paired: difference [95% CI] | p (Holm) | detectable, 80% power | reading |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in readings:
+        lines.append(
+            f"| {r['name']} − {r['baseline']} | {_cells(r['welch'])} | {_cells(r['paired'])} | {r['reading']}, {budget} |"
+        )
+    lines.append("")
+    if comparisons.get("paired"):
+        lines.append("Seeds pair the runs (same initial backbone weights and data order); the reading uses the paired test.")
+    else:
+        lines.append(f"No paired test: {comparisons['unpaired_reason']} The reading uses Welch's test.")
+    lines.append(
+        "Holm's correction runs over all the comparisons of this table, per test. A reading is a direction only when "
+        'the 95% interval excludes 0 and the Holm-corrected p is below 0.05; "not resolved" says these seeds cannot '
+        'tell, not that the rows are equal. "detectable" is the smallest difference this many seeds would find '
+        "with 80% power, at the observed spread."
+    )
+    return "\n".join(lines)
+
+
+def per_seed_markdown(rows: list[dict], comparisons: dict) -> str:
+    """Each row's value per seed; with seeds that pair the runs, also its per-seed difference from the baseline."""
+    base = _pairs(rows, comparisons)[0][0]["name"]  # the first comparison's baseline
+    baseline = dict(zip(_by_name(rows, base)["seeds"], _by_name(rows, base)["values"]))
+    seeds = sorted({seed for r in rows for seed in r["seeds"]})
+    with_pairs = bool(comparisons.get("paired"))
+    extra = f" − {base}, same seeds | seeds above {base} |" if with_pairs else ""
+    lines = [
+        f"| | {' | '.join(f'seed {s}' for s in seeds)} | mean ± std |{extra}",
+        "|---|" + "---|" * (len(seeds) + 1 + 2 * with_pairs),
     ]
     for r in rows:
         value_of = dict(zip(r["seeds"], r["values"]))
         cells = [f"{value_of[s]:.2f}" if s in value_of else "—" for s in seeds]
-        differences = [value_of[s] - baseline[s] for s in seeds if s in value_of and s in baseline]
-        paired = "" if r["name"] == baseline_name or not differences else _mean_std(differences, sign=True)
-        above = (
-            "" if r["name"] == baseline_name or not differences else f"{sum(d > 0 for d in differences)} of {len(differences)}"
-        )
-        lines.append(f"| {r['name']} | {' | '.join(cells)} | {_mean_std(r['values'])} | {paired} | {above} |")
+        line = f"| {r['name']} | {' | '.join(cells)} | {_mean_std(r['values'])} |"
+        if with_pairs:
+            differences = [value_of[s] - baseline[s] for s in seeds if s in value_of and s in baseline]
+            own = r["name"] == base or not differences
+            line += " |" if own else f" {_mean_std(differences, sign=True)} |"
+            line += " |" if own else f" {sum(d > 0 for d in differences)} of {len(differences)} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -212,8 +291,12 @@ def table(spec_path: Path) -> None:
     rows = [aggregate({**spec.get("defaults", {}), **row}, base) for row in spec["rows"]]
     page = base / f"{spec['name']}.md"
     text = _fill(page.read_text(), START, END, markdown(rows, spec["metric_name"]), page)
-    if "per_seed" in spec:
-        text = _fill(text, PER_SEED_START, PER_SEED_END, per_seed_markdown(rows, spec["per_seed"]["baseline"]), page)
+    if "comparisons" in spec:
+        readings = compare(rows, spec["comparisons"])
+        text = _fill(text, READINGS_START, READINGS_END, readings_markdown(readings, spec["comparisons"]), page)
+        text = _fill(text, PER_SEED_START, PER_SEED_END, per_seed_markdown(rows, spec["comparisons"]), page)
+        for row in rows:
+            row["comparisons"] = [r for r in readings if r["name"] == row["name"]]
     (base / f"{spec['name']}.json").write_text(json.dumps(rows, indent=2) + "\n")  # both files only once both are made
     page.write_text(text)
     print(f"wrote {page} and {base / (spec['name'] + '.json')}")

@@ -17,6 +17,8 @@ config.yaml equals the config the command composes today, settings of the enviro
 decoding rule) is named with the settings that differ and run again. So the command can be stopped
 at any time and started again to go on where it was,
 which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
+With --collect, each run that finishes is copied at once into the records (``scripts/results.py
+collect``): commit them, and a fresh checkout goes on from the last finished run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from attention_zoo.engine.run_record import runs_with
+from attention_zoo.engine.run_record import collect, runs_with
 from attention_zoo.train import CONFIG_DIR, config_differences
 
 
@@ -58,7 +60,9 @@ def same_settings(run_dirs: list[Path], config: dict, label: str) -> list[Path]:
     kept = []
     for run_dir in run_dirs:
         stored = run_dir / "config.yaml"
-        differ = config_differences(config, yaml.safe_load(stored.read_text())) if stored.is_file() else ["config.yaml missing"]
+        differ = (
+            list(config_differences(config, yaml.safe_load(stored.read_text()))) if stored.is_file() else ["config.yaml missing"]
+        )
         if differ:
             print(f"[{label}] {run_dir} was made with other settings ({', '.join(differ[:6])}); not counted", flush=True)
         else:
@@ -73,6 +77,7 @@ def main() -> int:
     parser.add_argument("--variants", nargs="+", required=True)
     parser.add_argument("--seeds", nargs="+", type=int, help="run each variant with each seed (default: the config's seed)")
     parser.add_argument("--records", default="results/runs", help="committed run records to count as finished runs")
+    parser.add_argument("--collect", action="store_true", help="copy each run that finishes into --records")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run (after --)")
     args = parser.parse_args()
     experiment_dir = Path(os.environ.get("ATTN_ZOO_RUNS", "runs")) / args.experiment
@@ -94,6 +99,9 @@ def main() -> int:
             if code != 0:
                 print(f"[{label}] exited with {code}; stopping. Run the same command again to go on.", flush=True)
                 return code
+            if args.collect:
+                (done,) = split_finished(runs_with(experiment_dir, wanted))[0][-1:]
+                print(f"[{label}] collected: {collect(done, Path(args.records))}", flush=True)
     return 0
 
 

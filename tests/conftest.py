@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,17 @@ def write_image_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> 
             for i in range(count):
                 pixels = np.clip(base + rng.normal(0, 20, size=(32, 32, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i:04d}.jpg", quality=90)
+    return root
+
+
+def write_cifar_archive(root: Path, per_class: dict[str, int], work: Path) -> Path:
+    """``<root>/cifar10-jpeg/cifar10-jpeg.tar.gz`` as the shared data ships it (train/ and test/
+    inside), from images written under ``work``; returns ``root``."""
+    source = write_image_folder(work, per_class)
+    (root / "cifar10-jpeg").mkdir(parents=True)
+    with tarfile.open(root / "cifar10-jpeg" / "cifar10-jpeg.tar.gz", "w:gz") as tar:
+        tar.add(source / "train", arcname="train")
+        tar.add(source / "test", arcname="test")
     return root
 
 

@@ -1,10 +1,8 @@
-import tarfile
-
 import pytest
 import torch
 
 from attention_zoo.data.cifar import CifarConfig, CifarData, DatasetNotFoundError, load_cifar
-from conftest import write_image_folder
+from conftest import write_cifar_archive, write_image_folder
 
 
 def _cfg(root, cache, **kw):
@@ -12,12 +10,7 @@ def _cfg(root, cache, **kw):
 
 
 def test_archive_is_unpacked_once_and_decoded_tensors_are_cached(tmp_path):
-    source = write_image_folder(tmp_path / "src", {"train": 3, "test": 2})
-    root = tmp_path / "data"
-    (root / "cifar10-jpeg").mkdir(parents=True)
-    with tarfile.open(root / "cifar10-jpeg" / "cifar10-jpeg.tar.gz", "w:gz") as tar:
-        tar.add(source / "train", arcname="train")
-        tar.add(source / "test", arcname="test")
+    root = write_cifar_archive(tmp_path / "data", {"train": 3, "test": 2}, work=tmp_path / "src")
     cache = tmp_path / "cache"
     train, test = load_cifar(_cfg(root, cache))
     assert train.images.shape == (30, 3, 32, 32) and train.images.dtype == torch.uint8

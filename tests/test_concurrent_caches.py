@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 
 import torch
 
 from attention_zoo.engine import checkpoint
-from conftest import REPO, write_image_folder
+from conftest import REPO, write_cifar_archive
 from multi30k_corpus import write_corpus
 
 BUILD = """
@@ -26,12 +25,7 @@ print(json.dumps({"images": int(train.images.sum()), "vocab": text.src_encoder.i
 
 
 def _data_root(tmp_path):
-    source = write_image_folder(tmp_path / "src", {"train": 40, "test": 10})
-    root = tmp_path / "data"
-    (root / "cifar10-jpeg").mkdir(parents=True)
-    with tarfile.open(root / "cifar10-jpeg" / "cifar10-jpeg.tar.gz", "w:gz") as tar:
-        tar.add(source / "train", arcname="train")
-        tar.add(source / "test", arcname="test")
+    root = write_cifar_archive(tmp_path / "data", {"train": 40, "test": 10}, work=tmp_path / "src")
     write_corpus(root)
     return root
 

@@ -86,6 +86,7 @@ BAD_VALUES = [
     ("data.batch_size=0", "data.batch_size=0 (int): must be an integer >= 1"),
     ("data.batch_size=-4", "data.batch_size=-4 (int): must be an integer >= 1"),
     ("trainer.epochs=0", "trainer.epochs=0 (int): must be an integer >= 1"),
+    ("trainer.compile=true", "trainer.compile=True (bool): must be one of none, model, attention"),
     ("trainer.epochs=-1", "trainer.epochs=-1 (int): must be an integer >= 1"),
     ("trainer.max_steps=0", "trainer.max_steps=0 (int): must be an integer >= 1 or null"),
     ("model.widths=[4,8,16] model.depth=2.5", "model.depth=2.5 (float): must be an integer >= 1"),

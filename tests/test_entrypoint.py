@@ -100,7 +100,7 @@ def test_resume_refuses_a_config_that_computes_something_else(train_env):
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "attention_zoo.train", *SMOKE, "trainer.epochs=1000"],
+        [sys.executable, "-m", "attention_zoo.train", *SMOKE, "trainer.epochs=1000", "trainer.max_steps=null"],
         cwd=REPO,
         env=train_env,
         stdout=subprocess.PIPE,
@@ -115,8 +115,32 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env):
     assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
     (run_dir,) = _runs(train_env)
     state = torch.load(run_dir / "last.pt", weights_only=True)
-    assert state["train_state"]["step"] >= 7
+    assert state["train_state"]["step"] >= 4  # trainer=smoke: 4 steps an epoch, last.pt after the first
     assert f"resume={run_dir}" in output and (run_dir / "history.csv").exists()
+
+
+def test_sigterm_during_the_test_phase_stops_at_once_naming_the_resume_command(train_env):
+    """After training, the test and the figures: a SIGTERM there stops the run at once with its
+    own message, the resume command and metrics.json marked interrupted, not a bare exit 143."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attention_zoo.train", *SMOKE, "data.eval_batch_size=1", "trainer.limit_eval_batches=null"],
+        cwd=REPO,
+        env=train_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "Testing with the" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    output = "".join(seen) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
+    (run_dir,) = _runs(train_env)
+    assert "Received SIGTERM after training (during the test)" in output and f"resume={run_dir}" in output
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
 
 
 def test_missing_data_names_the_paths_and_the_download_command(train_env, tmp_path):

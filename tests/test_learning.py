@@ -14,6 +14,7 @@ def test_entrypoint_learns_the_tiny_dataset(train_env):
         train_env,
         *SMOKE,
         "trainer.limit_train_batches=null",
+        "trainer.max_steps=null",
         "trainer.epochs=40",
         "optim.lr=0.1",
         "schedule=cosine",

@@ -4,7 +4,10 @@ from torch import nn
 
 from attention_zoo.attention import BLOCK_ATTENTION, build_block_attention
 from attention_zoo.attention.non_local import NonLocalBlock
+from attention_zoo.build import build_model
+from attention_zoo.engine.trainer import compile_model
 from attention_zoo.models.resnet import CifarResNet, PadChannelsShortcut, ResNetConfig
+from conftest import REPO
 
 
 @pytest.mark.parametrize("depth,millions", [(20, 0.27), (32, 0.46), (44, 0.66), (56, 0.85), (110, 1.7)])
@@ -128,3 +131,56 @@ def _is_baseline_key(model: CifarResNet, key: str) -> bool:
     if parts[0] != "stages":
         return True
     return not isinstance(model.stages[int(parts[1])][int(parts[2])], NonLocalBlock)
+
+
+BLOCKS = sorted(p.stem for p in (REPO / "configs" / "block").glob("*.yaml"))
+
+
+def _backbone_and_attention(model: CifarResNet) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The plain network's parameters in order, and the attention modules' (block attention and non-local)."""
+    non_local = tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, NonLocalBlock))
+    backbone, attention = [], []
+    for name, param in model.named_parameters():
+        (attention if ".attention." in name or name.startswith(non_local) else backbone).append(param.detach())
+    return backbone, attention
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b != "none"])
+def test_a_seed_gives_every_attention_variant_the_plain_backbone(block, compose_cfg):
+    """Paired seeds: the attention modules draw from streams of their own, so seed s starts every
+    `block=` variant from the plain ResNet's weights (and the same data order): differences between
+    variants of one seed are the attention's alone."""
+
+    def build(block_name: str, seed: int) -> CifarResNet:
+        torch.manual_seed(seed)
+        return build_model(compose_cfg(["experiment=cifar_attention_cpu", f"block={block_name}"]).model, None)
+
+    plain, _ = _backbone_and_attention(build("none", 3))
+    backbone, attention = _backbone_and_attention(build(block, 3))
+    assert attention and len(backbone) == len(plain)
+    assert all(torch.equal(a, b) for a, b in zip(backbone, plain))
+    again, other_seed = _backbone_and_attention(build(block, 3))[1], _backbone_and_attention(build(block, 4))[1]
+    assert all(torch.equal(a, b) for a, b in zip(attention, again))  # the attention's own init is the seed's too
+    assert any(not torch.equal(a, b) for a, b in zip(attention, other_seed) if a.numel() > 1)
+
+
+@pytest.mark.parametrize(
+    ("block", "kinds"), [("none", []), ("se", ["SqueezeExcitation"] * 9), ("nonlocal_embedded", ["NonLocalBlock"])]
+)
+def test_attention_modules_are_the_parts_the_plain_network_lacks(block, kinds, compose_cfg):
+    model = build_model(compose_cfg(["experiment=cifar_attention_cpu", f"block={block}"]).model, None)
+    assert [type(m).__name__ for m in model.attention_modules()] == kinds
+
+
+def test_trainer_compile_attention_compiles_those_modules_only(monkeypatch, compose_cfg):
+    compiled = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    model = build_model(compose_cfg(["experiment=cifar_attention_cpu", "block=cbam"]).model, None)
+    compile_model(model, "attention")
+    assert compiled == model.attention_modules() and len(compiled) == 9
+    compiled.clear()
+    compile_model(model, "model")
+    assert compiled == [model]
+    compiled.clear()
+    compile_model(model, "none")
+    assert compiled == []

@@ -87,7 +87,9 @@ def test_table_aggregates_seeds_and_fills_the_marked_block(tmp_path):
     assert row["value"] == 91.0 and row["std"] == pytest.approx(1.41, abs=0.01) and row["seeds"] == [0, 1]
     assert row["paper_value"] == 91.25 and row["wall_time_min"] == 2.0
     page = (base / "exp.md").read_text()
-    assert "| M | D | 91.00 ± 1.41 | 0, 1 |" in page and "old" not in page and "prose stays" in page
+    assert (
+        "| M | D | 91.00 ± 1.41 [78.29, 103.71] | 0, 1 |" in page and "old" not in page
+    )  # t(1) interval and "prose stays" in page
 
 
 def test_a_cost_entry_joins_the_bench_figures_to_the_row_and_table(tmp_path):
@@ -184,45 +186,104 @@ def test_spec_defaults_fill_the_rows_and_a_rows_own_field_wins(tmp_path):
     assert (b["dataset"], b["value"], b["metric"]) == ("E", 0.9, "test.acc")
 
 
-def test_per_seed_table_pairs_each_row_with_the_baseline_on_shared_seeds(tmp_path):
-    base = tmp_path / "results"
+def _comparison_spec(base, paired):
     for name, seed, acc in (
         ("p0", 0, 0.70),
         ("p1", 1, 0.72),
         ("p2", 2, 0.71),
         ("a0", 0, 0.73),
+        ("a1", 1, 0.735),
         ("a2", 2, 0.705),
         ("b1", 1, 0.74),
     ):
         _run(base / "runs" / "exp" / name, seed, acc)
-    page = f"{results.START}\n{results.END}\n\n{results.PER_SEED_START}\nold\n{results.PER_SEED_END}\nprose\n"
-    (base / "exp.md").write_text(page)
-    spec = {
+    comparisons = {"baseline": "plain", "budget": "after 3 epochs", "paired": paired}
+    if not paired:
+        comparisons["unpaired_reason"] = "seed s gave the variants different initial weights."
+    return {
         "name": "exp",
         "metric_name": "acc",
-        "per_seed": {"baseline": "plain"},
+        "comparisons": comparisons,
         "defaults": {"dataset": "D", "metric": "test.acc", "scale": 100},
         "rows": [
             {"label": "P", "name": "plain", "runs": ["runs/exp/p0", "runs/exp/p1", "runs/exp/p2"]},
-            {"label": "A", "name": "A", "runs": ["runs/exp/a0", "runs/exp/a2"]},
+            {"label": "A", "name": "A", "runs": ["runs/exp/a0", "runs/exp/a1", "runs/exp/a2"]},
             {"label": "B", "name": "B", "runs": ["runs/exp/b1"]},
         ],
     }
+
+
+PAGE = (
+    f"{results.START}\n{results.END}\n\n{results.READINGS_START}\nold\n{results.READINGS_END}\n\n"
+    f"{results.PER_SEED_START}\nold\n{results.PER_SEED_END}\nprose\n"
+)
+
+
+def test_comparisons_give_welch_paired_holm_detectable_and_a_reading_with_its_budget(tmp_path):
+    from scipy import stats
+
+    base = tmp_path / "results"
+    (base / "exp.md").parent.mkdir(parents=True)
+    (base / "exp.md").write_text(PAGE)
+    spec = _comparison_spec(base, paired=True)
     (base / "exp.spec.json").write_text(json.dumps(spec))
     results.table(base / "exp.spec.json")
     text = (base / "exp.md").read_text()
+    plain, a = [70.0, 72.0, 71.0], [73.0, 73.5, 70.5]
+    assert "| P | D | 71.00 ± 1.00 [68.52, 73.48] |" in text  # t(2) interval: 71 ± 4.303 / sqrt(3)
     assert "| | seed 0 | seed 1 | seed 2 | mean ± std | − plain, same seeds | seeds above plain |" in text
-    assert "| plain | 70.00 | 72.00 | 71.00 | 71.00 ± 1.00 |  |  |" in text
-    assert "| A | 73.00 | — | 70.50 | 71.75 ± 1.77 | +1.25 ± 2.47 | 1 of 2 |" in text  # +3.00 and -0.50
-    assert "| B | — | 74.00 | — | 74.00 | +2.00 | 1 of 1 |" in text
-    assert "old" not in text and text.endswith("prose\n")
-    assert json.loads((base / "exp.json").read_text())[1]["values"] == [73.0, 70.5]
+    assert "| A | 73.00 | 73.50 | 70.50 | 72.33 ± 1.61 | +1.33 ± 1.76 | 2 of 3 |" in text  # +3.0, +1.5, -0.5
+    assert "| B | — | 74.00 | — | 74.00 |" in text
+    rows = json.loads((base / "exp.json").read_text())
+    (reading,) = rows[1]["comparisons"]
+    welch, pair = reading["welch"], reading["paired"]
+    assert welch["p"] == pytest.approx(stats.ttest_ind(a, plain, equal_var=False).pvalue)
+    assert pair["p"] == pytest.approx(stats.ttest_rel(a, plain).pvalue)
+    assert pair["p_holm"] == pytest.approx(pair["p"])  # one testable comparison: Holm leaves it
+    assert rows[2]["comparisons"][0]["reading"] == "not resolved (fewer than 2 seeds)"
+    assert "| A − plain | +1.33 [" in text and "| not resolved, after 3 epochs |" in text
+    assert "the reading uses the paired test" in text and text.count("old") == 0 and text.endswith("prose\n")
 
-    (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")  # no per-seed markers
-    with pytest.raises(SystemExit, match="needs the markers <!-- per-seed-table:start -->"):
+
+def test_without_paired_seeds_the_page_says_why_and_shows_no_paired_numbers(tmp_path):
+    base = tmp_path / "results"
+    (base / "exp.md").parent.mkdir(parents=True)
+    (base / "exp.md").write_text(PAGE)
+    (base / "exp.spec.json").write_text(json.dumps(_comparison_spec(base, paired=False)))
+    results.table(base / "exp.spec.json")
+    text = (base / "exp.md").read_text()
+    assert "No paired test: seed s gave the variants different initial weights. The reading uses Welch's test." in text
+    assert "− plain, same seeds" not in text
+    assert json.loads((base / "exp.json").read_text())[1]["comparisons"][0]["paired"] is None
+
+
+def test_several_baselines_on_one_page_share_one_holm_family(tmp_path):
+    base = tmp_path / "results"
+    (base / "exp.md").parent.mkdir(parents=True)
+    (base / "exp.md").write_text(PAGE)
+    spec = _comparison_spec(base, paired=True)
+    spec["comparisons"]["against"] = [{"baseline": "plain", "rows": ["A"]}, {"baseline": "A", "rows": ["plain"]}]
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    results.table(base / "exp.spec.json")
+    rows = json.loads((base / "exp.json").read_text())
+    forward, backward = rows[1]["comparisons"][0], rows[0]["comparisons"][0]
+    assert backward["baseline"] == "A" and backward["paired"]["mean"] == pytest.approx(-forward["paired"]["mean"])
+    assert forward["paired"]["p_holm"] == pytest.approx(min(1.0, 2 * forward["paired"]["p"]))  # two comparisons
+    text = (base / "exp.md").read_text()
+    assert "| A − plain |" in text and "| plain − A |" in text
+
+
+def test_comparisons_need_their_markers_and_a_baseline_row(tmp_path):
+    base = tmp_path / "results"
+    (base / "exp.md").parent.mkdir(parents=True)
+    spec = _comparison_spec(base, paired=True)
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")  # no readings markers
+    with pytest.raises(SystemExit, match="needs the markers <!-- readings:start -->"):
         results.table(base / "exp.spec.json")
     assert (base / "exp.md").read_text() == f"{results.START}\n{results.END}\n"  # left as it was
-    (base / "exp.spec.json").write_text(json.dumps({**spec, "per_seed": {"baseline": "none"}}))
-    (base / "exp.md").write_text(page)
+    spec["comparisons"]["baseline"] = "none"
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    (base / "exp.md").write_text(PAGE)
     with pytest.raises(SystemExit, match=r"a row named 'none'; the names are \['plain', 'A', 'B'\]"):
         results.table(base / "exp.spec.json")

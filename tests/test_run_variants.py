@@ -37,7 +37,8 @@ def test_each_variant_runs_once_and_an_unfinished_one_is_resumed(train_env):
     assert "[adam] done" in third.stdout and len(run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)) == 3
 
 
-def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_done(train_env):
+def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_done(train_env, tmp_path):
+    records = tmp_path / "records"
     command = [
         sys.executable,
         "scripts/run_variants.py",
@@ -51,6 +52,9 @@ def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_don
         "--seeds",
         "0",
         "1",
+        "--records",
+        str(records),
+        "--collect",
         "--",
         *SMOKE[1:],
         "trainer.max_steps=1",
@@ -62,6 +66,11 @@ def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_don
     runs = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), EXPERIMENT)
     configs = [OmegaConf.load(r / "config.yaml") for r in runs]
     assert [(c.seed, c.model.block_attention) for c in configs] == [(0, "none"), (0, "se"), (1, "none"), (1, "se")]
+    collected = sorted(p.parent.name for p in (records / EXPERIMENT).glob("*/metrics.json"))  # --collect: each at once
+    assert collected == [r.name for r in runs] and first.stdout.count("collected:") == 4
+    for run in runs:  # as on a fresh checkout: only the committed records are left
+        (run / "metrics.json").unlink()
+        (run / "last.pt").unlink()
     second = subprocess.run(command, cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600)
     assert second.stdout.count("done:") == 4 and "[se seed=1] done" in second.stdout
 

@@ -67,6 +67,7 @@ def tiny_runs(tmp_path_factory) -> dict:
             "trainer=smoke",
             "trainer.epochs=60",
             "trainer.limit_train_batches=null",  # every batch of the tiny corpus, every epoch
+            "trainer.max_steps=null",
             "trainer.limit_eval_batches=null",
             "data.max_tokens=40",
             "data.download=false",

@@ -82,6 +82,7 @@ RULES: dict[str, Rule] = {
     "trainer.epochs": COUNT,
     "trainer.max_steps": OPTIONAL_COUNT,
     "trainer.limit_train_batches": OPTIONAL_COUNT,
+    "trainer.compile": ("one of none, model, attention", lambda v: v in ("none", "model", "attention")),
     "trainer.limit_eval_batches": OPTIONAL_COUNT,
     "trainer.grad_clip_norm": _number(0, low_open=True, optional=True),
     "trainer.log_every_steps": COUNT,

@@ -172,23 +172,23 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     exit_code = 0
     try:
         trainer.fit()
-        with trainer.stop_at_once_on_signal():
+        with trainer.stop_at_once_on_signal():  # test and figures: a signal stops at once, naming the resume command
             test = trainer.test()
-        state = trainer.state
-        summary = {f"test/{k}": v for k, v in test.items()}
-        if state.best_metric is not None:
-            summary[f"best_val/{task.monitor}"] = state.best_metric
-            summary["best_val/epoch"] = state.best_epoch
-        logger.summary(summary)
-        logger.log(summary, step=state.step)
-        curves = (
-            plot_history(state.history, run_dir / "curves.png", metric=task.monitor, title=run_name) if state.history else None
-        )
-        if curves:
-            logger.log_images({"figures/curves": curves}, step=state.step)
-        figures = task.figures(trainer.model) if hasattr(task, "figures") else {}
-        if figures:
-            logger.log_images(figures, step=state.step)
+            state = trainer.state
+            summary = {f"test/{k}": v for k, v in test.items()}
+            if state.best_metric is not None:
+                summary[f"best_val/{task.monitor}"] = state.best_metric
+                summary["best_val/epoch"] = state.best_epoch
+            logger.summary(summary)
+            logger.log(summary, step=state.step)
+            curves = None
+            if state.history:
+                curves = plot_history(state.history, run_dir / "curves.png", metric=task.monitor, title=run_name)
+            if curves:
+                logger.log_images({"figures/curves": curves}, step=state.step)
+            figures = task.figures(trainer.model) if hasattr(task, "figures") else {}
+            if figures:
+                logger.log_images(figures, step=state.step)
         write_json_atomic(
             {
                 "experiment": cfg.experiment_name,
@@ -293,9 +293,8 @@ def load_with_fallback(path: Path) -> tuple[Path, dict]:
 def check_resume_config(current: dict, stored: dict, path: Path) -> None:
     """Refuse to resume under a config that computes something else than the stored run."""
     changed = config_differences(current, stored, RESUME_MAY_CHANGE)
-    before, now = _flatten(stored), _flatten(current)
     if changed:
-        details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+        details = "; ".join(f"{k}: {before!r} -> {now!r}" for k, (before, now) in changed.items())
         overrides = path.parent / ".hydra" / "overrides.yaml"
         raise ValueError(
             f"Cannot resume {path}: the config differs from the checkpoint's at {details}. "
@@ -303,11 +302,12 @@ def check_resume_config(current: dict, stored: dict, path: Path) -> None:
         )
 
 
-def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] = ENVIRONMENT_KEYS) -> list[str]:
-    """The dotted keys whose values differ between two resolved configs (a key one of them lacks
-    counts), leaving out those that start with ``may_differ``."""
+def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] = ENVIRONMENT_KEYS) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (stored value, current value)} where two resolved configs differ (a key one of
+    them lacks counts, as None), sorted by key, leaving out the keys that start with ``may_differ``."""
     now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k != "wandb_id"})
-    return sorted(key for key in now.keys() | before.keys() if now.get(key) != before.get(key) and not key.startswith(may_differ))
+    keys = sorted(key for key in now.keys() | before.keys() if now.get(key) != before.get(key) and not key.startswith(may_differ))
+    return {key: (before.get(key), now.get(key)) for key in keys}
 
 
 # schedules whose rate at a step depends on the planned total: a new budget would move the rate

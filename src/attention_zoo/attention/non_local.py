@@ -36,6 +36,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from attention_zoo.choices import check_choice
+
 INSTANTIATIONS = ("gaussian", "embedded_gaussian", "dot_product", "concatenation")
 
 
@@ -52,8 +54,7 @@ class NonLocalBlock(nn.Module):
         conv_init_std: float | None = 0.01,
     ):
         super().__init__()
-        if instantiation not in INSTANTIATIONS:
-            raise ValueError(f"Unknown non-local instantiation {instantiation!r}; valid: {', '.join(INSTANTIATIONS)}.")
+        check_choice("non-local instantiation", instantiation, INSTANTIATIONS)
         if dims not in (2, 3):
             raise ValueError(f"Non-local block dims must be 2 (B, C, H, W) or 3 (B, C, T, H, W); got {dims}.")
         conv, norm = (nn.Conv2d, nn.BatchNorm2d) if dims == 2 else (nn.Conv3d, nn.BatchNorm3d)

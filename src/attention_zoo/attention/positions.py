@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attention_zoo.choices import check_choice
+
 POSITIONS = ("sinusoidal", "learned", "none")
 
 
@@ -29,8 +31,7 @@ def sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
 class PositionalEncoding(nn.Module):
     def __init__(self, kind: str, d_model: int, max_positions: int):
         super().__init__()
-        if kind not in POSITIONS:
-            raise ValueError(f"Unknown model.positions {kind!r}; valid: {', '.join(POSITIONS)}.")
+        check_choice("model.positions", kind, POSITIONS)
         self.kind, self.max_positions = kind, max_positions
         if kind == "learned":
             self.table = nn.Embedding(max_positions, d_model)

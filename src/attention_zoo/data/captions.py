@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from attention_zoo.choices import check_choice
 from attention_zoo.data import flickr8k, scenes
 from attention_zoo.data.text import WordEncoder, config_key, encoder_from_state, pad_batch, shuffled
 from attention_zoo.engine.cache import load_or_build
@@ -57,8 +58,7 @@ class CaptionConfig:
 
 class CaptionData:
     def __init__(self, cfg: CaptionConfig, seed: int):
-        if cfg.name not in NAMES:
-            raise ValueError(f"Unknown captioning data.name {cfg.name!r}; valid: {', '.join(NAMES)}.")
+        check_choice("captioning data.name", cfg.name, NAMES)
         self.cfg, self.seed = cfg, seed
         self.features: dict[str, torch.Tensor] | None = None
         if cfg.name == "scenes":

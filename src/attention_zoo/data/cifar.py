@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from attention_zoo.choices import check_choice
 from attention_zoo.engine.cache import build_lock
 from attention_zoo.engine.checkpoint import save_atomic
 from attention_zoo.engine.seeding import derived_generator
@@ -69,10 +70,8 @@ class Split:
 
 def load_cifar(cfg: CifarConfig) -> tuple[Split, Split]:
     """The full train and test splits of ``cfg.name`` as uint8 tensors."""
-    if cfg.name not in PICKLE_FOLDER:
-        raise ValueError(f"Unknown CIFAR dataset {cfg.name!r}; valid: {', '.join(PICKLE_FOLDER)}.")
-    if cfg.source not in SOURCES:
-        raise ValueError(f"Unknown data.source {cfg.source!r}; valid: {', '.join(SOURCES)}.")
+    check_choice("CIFAR dataset", cfg.name, PICKLE_FOLDER)
+    check_choice("data.source", cfg.source, SOURCES)
     root = Path(cfg.root).expanduser()
     pickles = root / PICKLE_FOLDER[cfg.name]
     if cfg.source in ("auto", "pickle") and pickles.is_dir():

@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from attention_zoo.choices import check_choice
+
 SPLITS = ("train", "val", "test")
 KARPATHY = "dataset_flickr8k.json"
 TOKENS = "Flickr8k.token.txt"
@@ -76,8 +78,7 @@ def _original(folder: Path) -> dict[str, list[tuple[str, list[str]]]]:
 
 def load_flickr8k(root: str | Path, split_format: str = "auto") -> dict[str, list[CaptionedImage]]:
     """{split: [CaptionedImage]} for train / val / test, with every image file checked to exist."""
-    if split_format not in FORMATS:
-        raise ValueError(f"Unknown data.split_format {split_format!r}; valid: {', '.join(FORMATS)}.")
+    check_choice("data.split_format", split_format, FORMATS)
     folder = Path(root).expanduser() / "flickr8k"
     has_karpathy = (folder / KARPATHY).is_file()
     has_original = (folder / TOKENS).is_file() and all((folder / f).is_file() for f in ORIGINAL_SPLITS.values())

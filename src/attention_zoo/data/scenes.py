@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attention_zoo.choices import check_choice
+
 COLOURS = {
     "red": (220, 40, 40),
     "green": (40, 190, 60),
@@ -122,6 +124,5 @@ def make_scene(rng: np.random.Generator, image_size: int = 64, max_objects: int 
 
 
 def generate(split: str, count: int, seed: int = 0, image_size: int = 64, max_objects: int = 3) -> list[Scene]:
-    if split not in SPLIT_OFFSET:
-        raise ValueError(f"Unknown scenes split {split!r}; valid: {', '.join(SPLIT_OFFSET)}.")
+    check_choice("scenes split", split, SPLIT_OFFSET)
     return [make_scene(np.random.default_rng([seed, SPLIT_OFFSET[split], i]), image_size, max_objects) for i in range(count)]

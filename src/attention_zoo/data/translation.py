@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from attention_zoo.choices import check_choice
 from attention_zoo.data import multi30k
 from attention_zoo.data.text import (
     TOKENIZERS,
@@ -60,8 +61,7 @@ class TranslationConfig:
 
 class TranslationData:
     def __init__(self, cfg: TranslationConfig, seed: int):
-        if cfg.tokenizer not in TOKENIZERS:
-            raise ValueError(f"Unknown data.tokenizer {cfg.tokenizer!r}; valid: {', '.join(TOKENIZERS)}.")
+        check_choice("data.tokenizer", cfg.tokenizer, TOKENIZERS)
         self.cfg, self.seed = cfg, seed
         raw = {split: multi30k.load_pairs(cfg.root, split, cfg.src, cfg.tgt, cfg.download) for split in SPLITS}
         if cfg.limit_train is not None:

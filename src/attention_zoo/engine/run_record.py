@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import yaml
 
 METRICS = "metrics.json"
 HISTORY = "history.csv"
+# what a run record keeps of a run (never checkpoints or W&B folders)
+RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", METRICS, HISTORY, "train.log", "curves.png")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -53,3 +56,24 @@ def runs_with(experiment_dir: Path, overrides: Iterable[str], only_besides: tupl
         if wanted <= held and (only_besides is None or all(o.startswith(only_besides) for o in extra)):
             matches.append(recorded.parent.parent)
     return matches
+
+
+def collect(run_dir: Path, results_dir: Path = Path("results/runs"), figures: bool = True) -> Path:
+    """Copy the small record of a completed run to ``results_dir/<experiment>/<run name>``: the
+    RECORD_FILES, decoded translations and captions, re-evaluations and (with ``figures``) figures/*.png."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if metrics.get("status") != "completed":
+        raise SystemExit(f"{run_dir} has not completed (status {metrics.get('status')!r}); nothing collected.")
+    target = results_dir / metrics["experiment"] / run_dir.name
+    extras = [
+        *run_dir.glob("translations.*"),
+        *run_dir.glob("captions.*.json"),
+        *run_dir.glob("eval.*.json"),
+        *(run_dir.glob("figures/*.png") if figures else []),
+    ]
+    names = [*RECORD_FILES, *(str(p.relative_to(run_dir)) for p in extras)]
+    for name in names:
+        if (run_dir / name).exists():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(run_dir / name, target / name)
+    return target

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from attention_zoo.choices import check_choice
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -29,8 +31,7 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """``auto`` means bf16 autocast on CUDA and full fp32 elsewhere; None means no autocast."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown trainer.precision {precision!r}; valid: {', '.join(PRECISIONS)}.")
+    check_choice("trainer.precision", precision, PRECISIONS)
     if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

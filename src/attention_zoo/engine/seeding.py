@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -34,6 +36,17 @@ def derived_generator(seed: int, *keys: int) -> torch.Generator:
     for key in keys:
         mixed = (mixed * 1_000_003 + key + 1) % (2**63 - 1)
     return torch.Generator().manual_seed(mixed)
+
+
+@contextlib.contextmanager
+def own_random_stream(*keys: int) -> Iterator[None]:
+    """Modules built inside draw their initial weights from a stream of their own, a pure function
+    of the run's seed (``torch.initial_seed()``) and ``keys``, and leave the global RNG where it
+    was. Optional parts of a model (attention modules) built this way leave every other weight of
+    the model exactly as it is without them: seed s gives every variant the same backbone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=derived_generator(torch.initial_seed(), *keys))))
+        yield
 
 
 def capture_rng_state() -> dict:

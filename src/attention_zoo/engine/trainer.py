@@ -71,6 +71,7 @@ class TrainerConfig:
     grad_clip_norm: float | None = None
     deterministic: bool = False
     channels_last: bool = False  # NHWC memory format for image models
+    compile: str = "none"  # torch.compile (inductor), in place: none | model | attention (its attention modules only)
     log_every_steps: int = 50
     checkpoint_every_minutes: float = 10.0
     early_stopping_patience: int | None = None  # epochs without improvement of the monitored metric
@@ -83,7 +84,11 @@ class NonFiniteLossError(RuntimeError):
     pass
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(BaseException):
+    """A stop by SIGINT/SIGTERM. A BaseException, as KeyboardInterrupt is: raised from a signal
+    handler it may land inside code that catches Exception (logging's emit does), which must not
+    swallow it."""
+
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
@@ -122,6 +127,7 @@ class Trainer:
     ):
         self.cfg = cfg
         self.model = model
+        compile_model(model, cfg.compile)
         self.task = task
         self.data = data
         self.optimizer = optimizer
@@ -356,6 +362,7 @@ class Trainer:
             self.test_weights = f"best validation epoch {self.state.best_epoch}"
         else:
             self.test_weights = f"last epoch {self.state.epoch}"
+        log.info("Testing with the %s weights.", self.test_weights)
         return self.evaluate(self.data.test_batches(), split="test")
 
     # ------------------------------------------------------------------ helpers
@@ -403,6 +410,22 @@ class Trainer:
             raise KeyboardInterrupt
         log.warning("Received %s: saving a checkpoint after this step, then stopping.", signal.Signals(signum).name)
         self._stop_signal = signum
+
+
+COMPILE_MODES = ("none", "model", "attention")
+
+
+def compile_model(model: nn.Module, mode: str) -> None:
+    """torch.compile (inductor) in place, parameter names unchanged: the whole ``model``, or only
+    the modules its ``attention_modules()`` names. On a CPU the backbone's convolutions are
+    already library kernels and compiling them can cost time; the attention modules' pooling,
+    gating and products are many small memory-bound operations, which compilation fuses
+    (results/bench_cnn_attention.md)."""
+    if mode == "model":
+        model.compile()
+    elif mode == "attention":
+        for module in model.attention_modules() if hasattr(model, "attention_modules") else []:
+            module.compile()
 
 
 def batches_per_epoch(cfg: TrainerConfig, num_train_batches: int) -> int:

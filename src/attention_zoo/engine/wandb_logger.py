@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from attention_zoo.choices import check_choice
+
 log = logging.getLogger(__name__)
 
 MODES = ("online", "offline", "disabled")
@@ -42,8 +44,7 @@ class WandbLogger:
     ):
         """``cfg``: mode, project, entity, group, job_type, tags, name; ``config``: the resolved run config."""
         mode = cfg["mode"]
-        if mode not in MODES:
-            raise ValueError(f"Unknown logger.mode {mode!r}; valid: {', '.join(MODES)}.")
+        check_choice("logger.mode", mode, MODES)
         if mode == "online" and not has_credentials():
             log.warning("No W&B credentials (WANDB_API_KEY or `wandb login`): logging offline instead.")
             mode = "offline"

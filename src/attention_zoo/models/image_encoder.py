@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from attention_zoo.choices import check_choice
+
 ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn", "scenes_cnn_local")
 
 
@@ -82,8 +84,7 @@ class ImageEncoder(nn.Module):
 
     def __init__(self, name: str = "vgg19", weights: str | None = "imagenet", fine_tune: bool = False):
         super().__init__()
-        if name not in ENCODERS:
-            raise ValueError(f"Unknown model.encoder {name!r}; valid: {', '.join(ENCODERS)}.")
+        check_choice("model.encoder", name, ENCODERS)
         if name.startswith("scenes_cnn"):
             self.trunk, self.dim = _scenes_cnn(last_kernel=1 if name == "scenes_cnn_local" else 3)
         else:

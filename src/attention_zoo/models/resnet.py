@@ -38,6 +38,8 @@ from torch.nn import functional as F
 
 from attention_zoo.attention import build_block_attention
 from attention_zoo.attention.non_local import NonLocalBlock
+from attention_zoo.choices import check_choice
+from attention_zoo.engine.seeding import own_random_stream
 
 SHORTCUTS = ("A", "B")
 NON_LOCAL_PLACEMENTS = ("before_last", "every_other", "all")
@@ -99,13 +101,14 @@ class PadChannelsShortcut(nn.Module):
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers, attention on the branch, shortcut addition, ReLU (Fig. 2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, cfg: ResNetConfig):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, cfg: ResNetConfig, index: int = 0):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.attention = build_block_attention(cfg.block_attention, out_channels, **cfg.block_attention_options)
+        with own_random_stream(index):  # the backbone's weights stay those of the plain network
+            self.attention = build_block_attention(cfg.block_attention, out_channels, **cfg.block_attention_options)
         if stride == 1 and in_channels == out_channels:
             self.shortcut = nn.Identity()
         elif cfg.shortcut == "A":
@@ -125,8 +128,7 @@ class BasicBlock(nn.Module):
 class CifarResNet(nn.Module):
     def __init__(self, cfg: ResNetConfig):
         super().__init__()
-        if cfg.shortcut not in SHORTCUTS:
-            raise ValueError(f"Unknown shortcut option {cfg.shortcut!r}; valid: {', '.join(SHORTCUTS)}.")
+        check_choice("shortcut option", cfg.shortcut, SHORTCUTS)
         n = cfg.blocks_per_stage()
         self.cfg = cfg
         self.stem = nn.Sequential(nn.Conv2d(3, cfg.widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(cfg.widths[0]), nn.ReLU())
@@ -135,10 +137,12 @@ class CifarResNet(nn.Module):
             blocks, non_local_after = [], cfg.non_local_after(stage + 1)
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
-                blocks.append(BasicBlock(in_channels, width, stride, cfg))
+                index = stage * n + i  # the block's own random stream (its attention's initial weights)
+                blocks.append(BasicBlock(in_channels, width, stride, cfg, index))
                 in_channels = width
                 if i in non_local_after:
-                    blocks.append(NonLocalBlock(width, **cfg.non_local_options))
+                    with own_random_stream(1000 + index):
+                        blocks.append(NonLocalBlock(width, **cfg.non_local_options))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.head = nn.Linear(in_channels, cfg.num_classes)
@@ -147,6 +151,11 @@ class CifarResNet(nn.Module):
             # The network's own convolutions only: attention modules keep their papers' inits.
             if isinstance(module, nn.Conv2d) and ".attention" not in name and not name.startswith(non_local):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def attention_modules(self) -> list[nn.Module]:
+        """The modules that the plain network does not have: block attention and non-local blocks."""
+        branch = [m.attention for m in self.modules() if isinstance(m, BasicBlock) and not isinstance(m.attention, nn.Identity)]
+        return [*branch, *(m for m in self.modules() if isinstance(m, NonLocalBlock))]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.stem(images)  # (B, 16, 32, 32)

@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attention_zoo.attention.additive import AdditiveAttention
+from attention_zoo.choices import check_choice
 from attention_zoo.data.text import PAD
 
 
@@ -54,8 +55,7 @@ INITS = ("bahdanau", "pytorch")
 class RNNSearch(nn.Module):
     def __init__(self, cfg: RNNSearchConfig):
         super().__init__()
-        if cfg.init not in INITS:
-            raise ValueError(f"Unknown model.init {cfg.init!r}; valid: {', '.join(INITS)}.")
+        check_choice("model.init", cfg.init, INITS)
         self.cfg = cfg
         n, m = cfg.hidden_dim, cfg.embed_dim
         self.src_embed = nn.Embedding(cfg.src_vocab, m, padding_idx=PAD)

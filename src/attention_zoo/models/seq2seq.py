@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from attention_zoo.choices import check_choice
 from attention_zoo.data.text import PAD
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -51,8 +52,7 @@ def reverse_padded(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class Seq2Seq(nn.Module):
     def __init__(self, cfg: Seq2SeqConfig):
         super().__init__()
-        if cfg.cell not in CELLS:
-            raise ValueError(f"Unknown cell {cfg.cell!r}; valid: {', '.join(CELLS)}.")
+        check_choice("cell", cfg.cell, CELLS)
         self.cfg = cfg
         rnn = CELLS[cfg.cell]
         self.src_embed = nn.Embedding(cfg.src_vocab, cfg.embed_dim, padding_idx=PAD)

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from attention_zoo.attention.additive import AdditiveAttention
+from attention_zoo.choices import check_choice
 from attention_zoo.data.text import PAD
 from attention_zoo.models.image_encoder import ImageEncoder
 
@@ -67,10 +68,8 @@ class ShowAttendTellConfig:
 class ShowAttendTell(nn.Module):
     def __init__(self, cfg: ShowAttendTellConfig):
         super().__init__()
-        if cfg.attention not in ATTENTIONS:
-            raise ValueError(f"Unknown model.attention {cfg.attention!r}; valid: {', '.join(ATTENTIONS)}.")
-        if cfg.hard_decode not in HARD_DECODES:
-            raise ValueError(f"Unknown model.hard_decode {cfg.hard_decode!r}; valid: {', '.join(HARD_DECODES)}.")
+        check_choice("model.attention", cfg.attention, ATTENTIONS)
+        check_choice("model.hard_decode", cfg.hard_decode, HARD_DECODES)
         self.cfg = cfg
         self.encoder = ImageEncoder(cfg.encoder, cfg.encoder_weights, cfg.fine_tune_encoder)
         d, n, m = self.encoder.dim, cfg.hidden_dim, cfg.embed_dim

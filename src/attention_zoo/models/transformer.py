@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from attention_zoo.attention.generalized import build_attention, parse_terms
 from attention_zoo.attention.positions import PositionalEncoding
+from attention_zoo.choices import check_choice
 from attention_zoo.data.text import PAD
 
 SHARING = ("all", "decoder", "none")
@@ -65,8 +66,7 @@ class TransformerConfig:
     )
 
     def __post_init__(self):
-        if self.share_embeddings not in SHARING:
-            raise ValueError(f"Unknown model.share_embeddings {self.share_embeddings!r}; valid: {', '.join(SHARING)}.")
+        check_choice("model.share_embeddings", self.share_embeddings, SHARING)
         if self.share_embeddings == "all" and self.src_vocab != self.tgt_vocab:
             raise ValueError(
                 f"model.share_embeddings=all ties the source and target embeddings, but the vocabularies differ "

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from attention_zoo.choices import check_choice
 from attention_zoo.data.text import BOS, EOS
 
 
@@ -100,8 +101,7 @@ def beam_search(
     stop: str = "exact",
 ) -> list[Hypothesis]:
     """Best finished hypothesis per sentence, by log-probability / ((5 + |Y|) / 6)^length_penalty."""
-    if stop not in BEAM_STOPS:
-        raise ValueError(f"Unknown beam stop rule {stop!r}; valid: {', '.join(BEAM_STOPS)}.")
+    check_choice("beam stop rule", stop, BEAM_STOPS)
     batch, device = src.shape[0], src.device
     memory = model.encode(src, src_len)
     expand = torch.arange(batch, device=device).repeat_interleave(beam)  # (B*K,) sentence of each beam

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from attention_zoo.choices import check_choice
 from attention_zoo.data.text import BOS, PAD
 from attention_zoo.engine.trainer import StepOutput
 from attention_zoo.metrics.bleu import translation_scores
@@ -47,8 +48,7 @@ class TranslationTask:
         beam_stop: str = "exact",
         loss_normalization: str = "token",
     ):
-        if loss_normalization not in LOSS_NORMALIZATIONS:
-            raise ValueError(f"Unknown task.loss_normalization {loss_normalization!r}; valid: {', '.join(LOSS_NORMALIZATIONS)}.")
+        check_choice("task.loss_normalization", loss_normalization, LOSS_NORMALIZATIONS)
         self.data, self.output_dir = data, Path(output_dir) if output_dir else None
         self.label_smoothing, self.test_beam, self.length_penalty = label_smoothing, test_beam, length_penalty
         self.max_len_a, self.max_len_b, self.beam_stop = max_len_a, max_len_b, beam_stop
