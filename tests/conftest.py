@@ -79,13 +79,14 @@ def tiny_data_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture()
-def train_env(tiny_data_root, tmp_path) -> dict[str, str]:
+def entrypoint_env(data: Path, work: Path) -> dict[str, str]:
+    """The environment of an entrypoint subprocess: data from ``data``, runs and caches under
+    ``work``, W&B offline and without a key, one torch thread."""
     env = dict(os.environ)
     env.update(
-        ATTN_ZOO_DATA=str(tiny_data_root),
-        ATTN_ZOO_RUNS=str(tmp_path / "runs"),
-        ATTN_ZOO_CACHE=str(tmp_path / "cache"),
+        ATTN_ZOO_DATA=str(data),
+        ATTN_ZOO_RUNS=str(work / "runs"),
+        ATTN_ZOO_CACHE=str(work / "cache"),
         WANDB_MODE="offline",
         WANDB_SILENT="true",
         OMP_NUM_THREADS="1",
@@ -93,6 +94,11 @@ def train_env(tiny_data_root, tmp_path) -> dict[str, str]:
     )
     env.pop("WANDB_API_KEY", None)
     return env
+
+
+@pytest.fixture()
+def train_env(tiny_data_root, tmp_path) -> dict[str, str]:
+    return entrypoint_env(tiny_data_root, tmp_path)
 
 
 def run_train(env: dict[str, str], *overrides: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -98,15 +98,14 @@ def test_resume_refuses_a_config_that_computes_something_else(train_env):
     assert proc.returncode != 0 and "no checkpoint at" in proc.stdout + proc.stderr
 
 
+def _start(env, *overrides: str) -> subprocess.Popen:
+    """The entrypoint in the background, its output (stdout and stderr) read as text."""
+    command = [sys.executable, "-m", "attention_zoo.train", *SMOKE, *overrides]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "attention_zoo.train", *SMOKE, "trainer.epochs=1000", "trainer.max_steps=null"],
-        cwd=REPO,
-        env=train_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start(train_env, "trainer.epochs=1000", "trainer.max_steps=null")
     deadline = time.monotonic() + 120
     while not list(Path(train_env["ATTN_ZOO_RUNS"]).glob("**/last.pt")) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -122,14 +121,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(train_env):
 def test_sigterm_during_the_test_phase_stops_at_once_naming_the_resume_command(train_env):
     """After training, the test and the figures: a SIGTERM there stops the run at once with its
     own message, the resume command and metrics.json marked interrupted, not a bare exit 143."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "attention_zoo.train", *SMOKE, "data.eval_batch_size=1", "trainer.limit_eval_batches=null"],
-        cwd=REPO,
-        env=train_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start(train_env, "data.eval_batch_size=1", "trainer.limit_eval_batches=null")
     seen = []
     for line in proc.stdout:
         seen.append(line)

@@ -12,14 +12,13 @@ placeholder path (`/path/to/...`) stands for a file the user brings.
 """
 
 import json
-import os
 import shlex
 from pathlib import Path
 
 import pytest
 
 from captioning_fixtures import write_flickr8k
-from conftest import run_dirs, run_train, write_image_folder
+from conftest import entrypoint_env, run_dirs, run_train, write_image_folder
 from multi30k_corpus import write_corpus
 from test_readme_commands import _commands, _first_of_sweep
 
@@ -39,17 +38,7 @@ def readme_env(tmp_path_factory):
     write_image_folder(data / "cifar100-jpeg", {"train": 12, "test": 4})
     write_corpus(data)
     write_flickr8k(data, "karpathy", n_per_split=4)
-    env = dict(os.environ)
-    env.update(
-        ATTN_ZOO_DATA=str(data),
-        ATTN_ZOO_RUNS=str(root / "runs"),
-        ATTN_ZOO_CACHE=str(root / "cache"),
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        OMP_NUM_THREADS="1",
-    )
-    env.pop("WANDB_API_KEY", None)
-    return env
+    return entrypoint_env(data, root)
 
 
 def _data_kind(args: list[str], env) -> str:

@@ -2,14 +2,13 @@
 then the figures they draw and the figure script run on their run directories."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
 from attention_zoo.metrics.bleu import bleu_by_length
-from conftest import REPO, run_dirs, run_train
+from conftest import REPO, entrypoint_env, run_dirs, run_train
 from multi30k_corpus import TEST_EN, write_corpus
 from wandb_records import logged_history
 
@@ -49,16 +48,7 @@ def tiny_runs(tmp_path_factory) -> dict:
     (the Transformer with a joint BPE vocabulary, tied embeddings and the last 3 epochs averaged)."""
     root = tmp_path_factory.mktemp("translation")
     write_corpus(root / "data")
-    env = dict(
-        os.environ,
-        ATTN_ZOO_DATA=str(root / "data"),
-        ATTN_ZOO_RUNS=str(root / "runs"),
-        ATTN_ZOO_CACHE=str(root / "cache"),
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        OMP_NUM_THREADS="1",
-    )
-    env.pop("WANDB_API_KEY", None)
+    env = entrypoint_env(root / "data", root)
     runs = {}
     for model in MODELS:
         run_train(
