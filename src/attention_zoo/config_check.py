@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from attention_zoo.engine.trainer import COMPILE_MODES
+
 Rule = tuple[str, Callable[[Any], bool]]  # (what it must be, test)
 
 
@@ -82,7 +84,7 @@ RULES: dict[str, Rule] = {
     "trainer.epochs": COUNT,
     "trainer.max_steps": OPTIONAL_COUNT,
     "trainer.limit_train_batches": OPTIONAL_COUNT,
-    "trainer.compile": ("one of none, model, attention", lambda v: v in ("none", "model", "attention")),
+    "trainer.compile": (f"one of {', '.join(COMPILE_MODES)}", lambda v: v in COMPILE_MODES),
     "trainer.limit_eval_batches": OPTIONAL_COUNT,
     "trainer.grad_clip_norm": _number(0, low_open=True, optional=True),
     "trainer.log_every_steps": COUNT,

@@ -419,8 +419,8 @@ def compile_model(model: nn.Module, mode: str) -> None:
     """torch.compile (inductor) in place, parameter names unchanged: the whole ``model``, or only
     the modules its ``attention_modules()`` names. On a CPU the backbone's convolutions are
     already library kernels and compiling them can cost time; the attention modules' pooling,
-    gating and products are many small memory-bound operations, which compilation fuses
-    (results/bench_cnn_attention.md)."""
+    gating and products are many small memory-bound operations, which compilation can fuse (the
+    gain is not yet reproducible here: results/bench_cnn_attention.md)."""
     if mode == "model":
         model.compile()
     elif mode == "attention":
