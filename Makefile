@@ -51,8 +51,10 @@ bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, chan
 bench-cnn-attention: $(STAMP) ## ResNet-20 with each configs/block option: params, FLOPs, train/eval images/s, overhead vs plain
 	$(PY) scripts/bench_cnn_attention.py $(ARGS)
 
-bench-captioning: $(STAMP) ## Show-Attend-Tell on scenes: training and decoding captions/s, the feature cache's effect
+bench-captioning: $(STAMP) ## Show-Attend-Tell on scenes and (when its data is there) Flickr8k: training and decoding captions/s, the feature cache's effect
 	$(PY) scripts/bench_captioning.py $(if $(call latest,show_attend_tell_scenes),--checkpoint $(call latest,show_attend_tell_scenes)/best.pt) $(ARGS)
+	$(if $(wildcard $(ATTN_ZOO_DATA)/flickr8k),$(PY) scripts/bench_captioning.py --experiment show_attend_tell_cpu \
+		$(if $(call latest,show_attend_tell_cpu),--checkpoint $(call latest,show_attend_tell_cpu)/best.pt) $(ARGS))
 
 bench-translation: $(STAMP) ## seq2seq/RNNsearch CPU presets: training tokens/s, padding share, decoding sentences/s
 	$(PY) scripts/bench_translation.py $(foreach e,seq2seq_cpu rnnsearch_cpu,--experiment $(e) \
@@ -111,9 +113,15 @@ reproduce-cnn-attention-converged: $(STAMP) ## plain / SE / CBAM / 1 non-local b
 	$(PY) scripts/run_variants.py --experiment cifar_attention_converged_cpu --group block \
 		--variants none se cbam nonlocal_embedded --seeds $(CONVERGED_SEEDS) --collect $(if $(ARGS),-- $(ARGS))
 
-reproduce-show-attend-tell: $(STAMP) ## Xu et al. 2015 on Flickr8k, soft then hard attention (needs $$ATTN_ZOO_DATA/flickr8k; GPU advised)
+CAPTION_SEEDS ?= 0 1 2
+reproduce-show-attend-tell: $(STAMP) ## Xu et al. 2015 on Flickr8k: BUDGET=cpu soft/hard/no attention x CAPTION_SEEDS, resumable; BUDGET=paper the paper's VGG-19 soft then hard (GPU)
+ifeq ($(BUDGET),paper)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell $(ARGS)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell_hard $(ARGS)
+else
+	$(PY) scripts/run_variants.py --collect --experiment show_attend_tell_cpu --group captioner --variants soft none hard \
+		--seeds $(CAPTION_SEEDS) $(if $(ARGS),-- $(ARGS))
+endif
 
 reproduce-show-attend-tell-scenes: $(STAMP) ## Show-Attend-Tell on the generated scenes set, soft then hard attention (runs on a CPU)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell_scenes $(ARGS)

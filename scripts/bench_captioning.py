@@ -3,6 +3,7 @@
     python scripts/bench_captioning.py                                 # experiment show_attend_tell_scenes
     python scripts/bench_captioning.py --checkpoint runs/show_attend_tell_scenes/<run>/best.pt
     python scripts/bench_captioning.py --override model.attention=hard --json out.json
+    python scripts/bench_captioning.py --experiment show_attend_tell_cpu   # the real Flickr8k (needs its data)
 
 Training: captions/s of the experiment's model (encoder fine-tuned, as configured). Decoding:
 captions/s of greedy and beam search (the test's beam width) over the test images; their speed
@@ -10,7 +11,8 @@ depends on the caption lengths, so pass a trained run's --checkpoint (an untrain
 greedy captions run to the maximum length, its beam captions end at once). Feature
 cache: training captions/s with the encoder frozen, once reading images (the encoder runs
 every step) and once reading the cached annotation vectors (``data.cache_features``), on the same
-batches. Uses the generated scenes set unless the experiment names another data set.
+batches (the cache needs the encoder frozen, so this measures a frozen copy of the experiment's
+encoder). Uses the generated scenes set unless the experiment names another data set.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ def train_captions_per_s(model, task, batches: list[dict], optim_cfg, warmup: in
         if i >= warmup:
             elapsed, captions = elapsed + time.perf_counter() - start, captions + len(batch["index"])
     return round(captions / elapsed, 1)
+
+
+def images_of(batch: dict) -> torch.Tensor:
+    """The dataset index of each row of batch["src"]: one per caption, or one per image (group_by=image)."""
+    if "caption_image" not in batch:
+        return batch["index"]
+    images = torch.empty(len(batch["src"]), dtype=torch.long)
+    images[batch["caption_image"]] = batch["index"]
+    return images
 
 
 def decode_captions_per_s(model, task, src: torch.Tensor, beam: int) -> tuple[float, float]:
@@ -94,7 +105,7 @@ def main() -> None:
     frozen = build_model(cfg.model, data)
     from_images = train_captions_per_s(frozen, task, batches, cfg.optim, args.warmup)
     data.cache_features(frozen.encoder, f"bench-{cfg.model.encoder}-seed{cfg.seed}")
-    cached = [{**b, "src": data.features["train"][b["index"]].float()} for b in batches]
+    cached = [{**b, "src": data.features["train"][images_of(b)].float()} for b in batches]
     from_features = train_captions_per_s(frozen, task, cached, cfg.optim, args.warmup)
     report["frozen_encoder_train_captions_per_s"] = {
         "images": from_images,

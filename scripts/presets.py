@@ -92,6 +92,8 @@ def describe_batch(d: dict) -> str:
         )
         cap = f", <= {d['max_sentences']} sentences" if d.get("max_sentences") else ""
         return f"<= {d['max_tokens']} padded tokens a side{cap} ({tok})"
+    if d.get("group_by") == "image":
+        return f"{d['batch_size'] // 5} images x their 5 captions"
     return f"{d['batch_size']} captions of one length"
 
 

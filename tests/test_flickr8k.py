@@ -65,3 +65,90 @@ def test_caption_data_builds_vocab_from_train_and_same_length_batches(tmp_path):
     assert [b["index"].tolist() for b in data.train_batches(epoch=1)] != [b["index"].tolist() for b in batches]
     val = list(data.val_batches())
     assert torch.cat([b["index"] for b in val]).tolist() == [0, 1, 2, 3] and len(data.references["val"][0]) == 5
+
+
+def _pack_images(folder, archive_name="Flicker8k_Dataset.tar", checksum=True):
+    """Move the fixture's image folder into a tar beside the captions, as ../shared/data ships it."""
+    import hashlib
+    import shutil
+    import tarfile
+
+    with tarfile.open(folder / archive_name, "w") as tar:
+        tar.add(folder / "Flicker8k_Dataset", arcname="Flicker8k_Dataset")
+    shutil.rmtree(folder / "Flicker8k_Dataset")
+    if checksum:
+        digest = hashlib.sha256((folder / archive_name).read_bytes()).hexdigest()
+        (folder / "SHA256SUMS").write_text(f"{'0' * 64}  Flickr8k.token.txt\n{digest}  {archive_name}\n")
+    return folder / archive_name
+
+
+def test_the_image_tar_is_checked_and_unpacked_once_into_the_cache(tmp_path, caplog):
+    folder = write_flickr8k(tmp_path, "original")
+    _pack_images(folder)
+    cache = tmp_path / "cache"
+    first = load_flickr8k(tmp_path, cache_dir=cache)
+    assert all(i.path.is_file() and i.path.is_relative_to(cache) for s in first.values() for i in s)
+    assert [(i.path.name, i.captions) for i in first["test"]] == fixture_images()["test"]
+    unpacked = first["train"][0].path
+    marker = unpacked.stat().st_mtime_ns
+    caplog.set_level("INFO")
+    second = load_flickr8k(tmp_path, cache_dir=cache)
+    assert second["train"][0].path == unpacked and unpacked.stat().st_mtime_ns == marker  # not unpacked again
+    assert "Unpacking" not in caplog.text
+    assert not (folder / "Flicker8k_Dataset").exists()  # the data folder is only read
+
+
+def test_a_corrupt_image_tar_is_refused_by_its_checksum_and_nothing_is_unpacked(tmp_path):
+    folder = write_flickr8k(tmp_path, "original")
+    archive = _pack_images(folder)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    with pytest.raises(Flickr8kNotFoundError, match="is corrupt: its sha256 is") as err:
+        load_flickr8k(tmp_path, cache_dir=tmp_path / "cache")
+    assert str(archive) in str(err.value) and "SHA256SUMS" in str(err.value)
+    assert not any((tmp_path / "cache").glob("flickr8k-images-*/*"))
+
+
+def test_an_unreadable_image_stops_training_data_with_its_path(tmp_path):
+    folder = write_flickr8k(tmp_path, "original", n_per_split=2)
+    broken = next((folder / "Flicker8k_Dataset").glob("*train0.jpg"))
+    broken.write_bytes(broken.read_bytes()[:40])  # truncated JPEG
+    cfg = CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), image_size=32, batch_size=4)
+    data = CaptionData(cfg, seed=0)
+    with pytest.raises(Flickr8kNotFoundError, match="Cannot read the image") as err:
+        list(data.train_batches(epoch=0))
+    assert str(broken) in str(err.value) and "replace it from the original archive" in str(err.value)
+
+
+def test_images_already_at_the_encoder_size_are_not_resized(tmp_path):
+    """The 224x224 copy goes straight to the encoder; other sizes are resized and centre-cropped."""
+    import numpy as np
+    from PIL import Image
+
+    folder = write_flickr8k(tmp_path, "original", n_per_split=1)
+    path = next((folder / "Flicker8k_Dataset").glob("*test0.jpg"))
+    pixels = np.random.default_rng(1).integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="PNG")  # lossless, whatever the suffix says
+    data = CaptionData(CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), image_size=32), seed=0)
+    assert torch.equal(data.pixels("test", [0])[0], torch.from_numpy(pixels).permute(2, 0, 1))
+    assert data.pixels("train", [0]).shape == (1, 3, 32, 32)  # a 40x56 fixture image, resized and cropped
+
+
+def test_grouping_by_image_encodes_each_image_once_with_all_its_captions(tmp_path):
+    write_flickr8k(tmp_path, "original", n_per_split=5)
+    cfg = CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), image_size=32, batch_size=10, group_by="image")
+    data = CaptionData(cfg, seed=0)
+    batches = list(data.train_batches(epoch=0))
+    assert len(batches) == data.num_train_batches == 3  # 5 images, 2 per batch
+    seen = []
+    for batch in batches:
+        assert len(batch["src"]) == len(set(batch["index"].tolist())) <= 2  # each image once
+        for row, image in zip(batch["caption_image"].tolist(), batch["index"].tolist()):
+            assert torch.equal(batch["src"][row], data.batch("train", [image])["src"][0])
+        seen += batch["index"].tolist()
+    assert sorted(seen) == sorted(i for i in range(5) for _ in range(5))  # every caption of every image, once
+    assert [b["index"].tolist() for b in data.train_batches(epoch=0, start=1)] == [b["index"].tolist() for b in batches[1:]]
+    assert [b["index"].tolist() for b in data.train_batches(epoch=1)] != [b["index"].tolist() for b in batches]
+    with pytest.raises(ValueError, match="valid: length, image"):
+        CaptionData(CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), group_by="caption"), seed=0)

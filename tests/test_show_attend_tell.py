@@ -131,7 +131,7 @@ def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):
     assert encoder(torch.randn(1, 3, 224, 224)).shape == (1, 49, 2048)
     with pytest.raises(FileNotFoundError, match="no such file"):
         ImageEncoder("resnet50", weights=str(tmp_path / "missing.pth"))
-    with pytest.raises(ValueError, match="valid: vgg19, vgg16, resnet50, resnet101, scenes_cnn, scenes_cnn_local"):
+    with pytest.raises(ValueError, match="valid: vgg19, vgg16, resnet50, resnet101, scenes_cnn, scenes_cnn_local, small_cnn"):
         ImageEncoder("alexnet")
 
 
@@ -235,3 +235,76 @@ def test_overfits_a_tiny_scenes_set_to_its_exact_captions(tmp_path):
     hyps = task.decode(model, batch["src"], beam=1)
     produced = [data.encoder.decode(h.tokens) for h in hyps]
     assert produced == [refs[0] for refs in data.references["train"]]
+
+
+def test_one_encoding_per_image_gives_the_same_loss_and_gradients_as_one_per_caption():
+    model = small_model().train()
+    model.dropout.p = 0.0
+    images, captions = torch.randn(2, 3, 64, 64), torch.randint(4, VOCAB, (5, 4))
+    caption_image = torch.tensor([0, 0, 1, 1, 1])
+    grouped = model(images, captions, caption_image)["logits"]
+    grouped.square().sum().backward()
+    grad_grouped = model.encoder.trunk[0].weight.grad.clone()
+    model.zero_grad()
+    model.encoder.eval()  # BatchNorm batch statistics differ between 2 and 5 images: compare in eval mode
+    model.zero_grad()
+    per_caption = model(images[caption_image], captions)["logits"]
+    grouped_eval = model(images, captions, caption_image)["logits"]
+    assert torch.allclose(grouped_eval, per_caption, atol=1e-5)
+    grouped_eval.square().sum().backward()
+    grad_eval = model.encoder.trunk[0].weight.grad.clone()
+    model.zero_grad()
+    model(images[caption_image], captions)["logits"].square().sum().backward()
+    assert torch.allclose(model.encoder.trunk[0].weight.grad, grad_eval, atol=1e-4)
+    assert grad_grouped.abs().sum() > 0
+
+
+def test_no_attention_baseline_sees_the_image_only_through_its_initial_state():
+    """attention=none (Show and Tell): h_0, c_0 from the mean annotation, then words alone."""
+    model = small_model(attention="none").eval()
+    assert model.attention is None and model.gate is None and model.out_z is None
+    features = torch.randn(2, 10, 128)
+    other = torch.randn(2, 10, 128)
+    same_mean = other - other.mean(1, keepdim=True) + features.mean(1, keepdim=True)  # other cells, same mean
+    prev = torch.tensor([BOS, 5])
+    outputs = []
+    for annotations in (features, same_mean):
+        memory = model.encode(annotations)
+        state = model.start(memory)
+        log_probs, new_state, alpha = model.step(prev, state, memory)
+        outputs.append(log_probs)
+        assert alpha is None
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-6)  # only the mean annotation matters
+    memory = model.encode(features)
+    state = model.start(memory)
+    embedded = model.embedding(prev)
+    h, _ = model.lstm(embedded, (torch.tanh(model.init_h(features.mean(1))), torch.tanh(model.init_c(features.mean(1)))))
+    assert torch.allclose(outputs[0], torch.log_softmax(model.out(embedded + model.out_h(h)), -1), atol=1e-5)
+    soft = small_model().eval()
+    soft_outputs = [soft.step(prev, soft.start(soft.encode(a)), soft.encode(a))[0] for a in (features, same_mean)]
+    assert not torch.allclose(soft_outputs[0], soft_outputs[1], atol=1e-4)  # attention reads the cells themselves
+    out = model(torch.randn(2, 3, 64, 64), torch.randint(4, VOCAB, (2, 5)))
+    assert out["alphas"].shape == (2, 5, 0)
+    assert doubly_stochastic_penalty(out["alphas"], torch.ones(2, 5, dtype=torch.bool)).abs().sum() == 0
+
+
+def test_beam_one_equals_greedy_without_attention():
+    model = small_model(attention="none").eval()
+    images, no_len = torch.randn(3, 3, 64, 64), torch.zeros(3, dtype=torch.long)
+    greedy = greedy_decode(model, images, no_len, max_len_a=0.0, max_len_b=8)
+    beam = beam_search(model, images, no_len, beam=1, max_len_a=0.0, max_len_b=8, stop="first_k")
+    assert [g.tokens for g in greedy] == [b.tokens for b in beam] and greedy[0].attention is None
+
+
+def test_small_cnn_gives_a_14x14_grid_trains_from_scratch_and_reloads_its_trunk(tmp_path):
+    torch.manual_seed(0)
+    encoder = ImageEncoder("small_cnn", weights=None, fine_tune=True)
+    assert encoder(torch.randn(1, 3, 224, 224)).shape == (1, 196, 256)  # L = 196 as the paper's VGG grid
+    assert not encoder.frozen and all(p.requires_grad for p in encoder.parameters())
+    torch.save(encoder.trunk.state_dict(), tmp_path / "trunk.pt")
+    reloaded = ImageEncoder("small_cnn", weights=str(tmp_path / "trunk.pt"), fine_tune=False)
+    assert torch.equal(reloaded.trunk[0].weight, encoder.trunk[0].weight)
+    with pytest.raises(ValueError, match="has no ImageNet weights.*model.encoder_weights=null"):
+        ImageEncoder("small_cnn", weights="imagenet")
+    with pytest.warns(UserWarning, match="frozen at random weights"):
+        ImageEncoder("small_cnn", weights=None, fine_tune=False)

@@ -4,13 +4,20 @@ encoded and batched for Show, Attend and Tell.
 - Vocabulary: lowercased Moses words of the training captions seen at least ``min_freq``
   times (about 8.5k words on Flickr8k with min_freq 1; the paper's vocabulary had 10k).
 - Training items are (image, caption) pairs, all 5 captions of an image; captions over
-  ``max_len`` words are dropped. As in Xu et al. Sec. 4.3, every batch holds captions of one
-  length (no padding inside a training batch): the pairs are grouped by length and cut into
-  batches once, and each epoch shuffles the order of the batches.
+  ``max_len`` words are dropped. ``group_by=length`` (Xu et al. Sec. 4.3): every batch holds
+  captions of one length (no padding inside a training batch): the pairs are grouped by length
+  and cut into batches once, and each epoch shuffles the order of the batches.
+  ``group_by=image`` (for an encoder trained with the captioner): a batch holds all the captions
+  of ``batch_size // 5`` images, padded, so that the encoder runs once per image instead of once
+  per caption (5x fewer encoder passes); the images are reshuffled every epoch. Batches then carry
+  ``caption_image`` (B_captions,), the row of ``src`` each caption describes.
 - Evaluation goes over images, once each, with all their references (``references[split]``);
   its teacher-forced loss uses each image's first caption.
-- Images: Flickr8k JPEGs are read per batch, resized (shorter side 256), centre-cropped to 224
-  and normalized with the ImageNet statistics; scenes are kept in memory as uint8.
+- Images: Flickr8k JPEGs are read per batch and normalized with the ImageNet statistics. An image
+  already at ``image_size`` x ``image_size`` (the 224x224 copy in ../shared/data) goes to the
+  encoder as it is; any other is resized (shorter side 256/224 x image_size) and centre-cropped.
+  An unreadable image stops the run with its path: nothing is skipped. Scenes are kept in
+  memory as uint8.
 - ``cache_features(encoder)``: with a frozen encoder, the annotation vectors of every image are
   computed once and stored (fp16) under ``cache_dir``; batches then carry them instead of images.
 """
@@ -28,6 +35,7 @@ import torch
 
 from attention_zoo.choices import check_choice
 from attention_zoo.data import flickr8k, scenes
+from attention_zoo.data.flickr8k import Flickr8kNotFoundError
 from attention_zoo.data.text import WordEncoder, config_key, encoder_from_state, pad_batch, shuffled
 from attention_zoo.engine.cache import load_or_build
 from attention_zoo.engine.seeding import derived_generator
@@ -35,6 +43,8 @@ from attention_zoo.engine.seeding import derived_generator
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 NAMES = ("flickr8k", "scenes")
+GROUPINGS = ("length", "image")
+CAPTIONS_PER_IMAGE = 5
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -47,8 +57,9 @@ class CaptionConfig:
     min_freq: int = 1
     max_len: int = 50  # training captions with more words are dropped
     image_size: int = 224  # flickr8k crop
-    batch_size: int = 64
+    batch_size: int = 64  # captions per training batch
     eval_batch_size: int = 64
+    group_by: str = "length"  # length: same-length captions (Sec. 4.3) | image: all captions of batch_size // 5 images
     scenes_images: dict = field(default_factory=lambda: {"train": 6000, "val": 500, "test": 500})
     scenes_image_size: int = 64
     scenes_seed: int = 0  # the generated set is fixed by this seed, not by the run's seed
@@ -59,6 +70,7 @@ class CaptionConfig:
 class CaptionData:
     def __init__(self, cfg: CaptionConfig, seed: int):
         check_choice("captioning data.name", cfg.name, NAMES)
+        check_choice("data.group_by", cfg.group_by, GROUPINGS)
         self.cfg, self.seed = cfg, seed
         self.features: dict[str, torch.Tensor] | None = None
         if cfg.name == "scenes":
@@ -70,7 +82,7 @@ class CaptionData:
             self.references = {s: [x.captions for x in items] for s, items in generated.items()}
             self.paths = None
         else:
-            loaded = flickr8k.load_flickr8k(cfg.root, cfg.split_format)
+            loaded = flickr8k.load_flickr8k(cfg.root, cfg.split_format, cfg.cache_dir)
             if cfg.limit_train is not None:
                 loaded["train"] = loaded["train"][: cfg.limit_train]
             self.paths = {s: [x.path for x in items] for s, items in loaded.items()}
@@ -88,16 +100,23 @@ class CaptionData:
             perm = torch.randperm(len(pairs), generator=derived_generator(seed, -1, length)).tolist()
             pairs = [pairs[p] for p in perm]
             self.train_batch_rows += [pairs[i : i + cfg.batch_size] for i in range(0, len(pairs), cfg.batch_size)]
-        self.num_train_batches = len(self.train_batch_rows)
+        self.pairs_of_image = defaultdict(list)  # image -> its training pairs, for group_by=image
+        for pair, (image, _) in enumerate(train):
+            self.pairs_of_image[image].append(pair)
+        self.images_per_batch = max(1, cfg.batch_size // CAPTIONS_PER_IMAGE)
+        self.num_train_batches = (
+            len(self.train_batch_rows) if cfg.group_by == "length" else -(-len(self.pairs_of_image) // self.images_per_batch)
+        )
         n_captions = sum(len(c) for c in self.caption_ids["train"])
         log.info(
-            "%s: %d/%d/%d images, %d training captions (%d over max_len %d dropped) in %d same-length batches; vocab %d",
+            "%s: %d/%d/%d images, %d training captions (%d over max_len %d dropped) in %d batches grouped by %s; vocab %d",
             cfg.name,
             *(len(self.references[s]) for s in SPLITS),
             len(train),
             n_captions - len(train),
             cfg.max_len,
             self.num_train_batches,
+            cfg.group_by,
             self.encoder.vocab_size,
         )
 
@@ -134,11 +153,28 @@ class CaptionData:
         """uint8 (B, 3, H, W) images of a split, as stored or read from disk."""
         if self.images is not None:
             return self.images[split][rows]
-        from PIL import Image
-        from torchvision.transforms import v2
+        return torch.stack([self._read(self.paths[split][i]) for i in rows])
 
-        transform = v2.Compose([v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(self.cfg.image_size)])
-        return torch.stack([transform(Image.open(self.paths[split][i]).convert("RGB")) for i in rows])
+    def _read(self, path: Path) -> torch.Tensor:
+        """(3, image_size, image_size) uint8; resized only if the file is not at that size already."""
+        from PIL import Image
+        from torchvision.transforms.v2 import functional as TF
+
+        try:
+            with Image.open(path) as image:
+                pixels = TF.pil_to_tensor(image.convert("RGB"))  # (3, H, W)
+        except OSError as err:  # PIL: "cannot identify image file", "image file is truncated", ...
+            unpacked = Path(path).resolve().is_relative_to(Path(self.cfg.cache_dir).expanduser().resolve())
+            fix = (
+                f"delete the unpacked folder {Path(path).parent.parent} so that the archive is unpacked again"
+                if unpacked
+                else "replace it from the original archive"
+            )
+            raise Flickr8kNotFoundError(f"Cannot read the image {path} ({err}): {fix}. No image is ever skipped.") from None
+        size = self.cfg.image_size
+        if pixels.shape[1:] != (size, size):
+            pixels = TF.center_crop(TF.resize(pixels, round(size * 256 / 224), antialias=True), [size, size])
+        return pixels
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(IMAGENET_MEAN if self.images is None else (0.5,) * 3).view(1, 3, 1, 1)
@@ -192,12 +228,28 @@ class CaptionData:
 
     # ------------------------------------------------------------------ batches
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        if self.cfg.group_by == "image":
+            yield from self._image_batches(epoch, start)
+            return
         for rows in shuffled(self.train_batch_rows, self.seed, epoch)[start:]:
             images = [self.train_pairs[r][0] for r in rows]
             yield {
                 "src": self._sources("train", images),
                 "captions": pad_batch([self.train_pairs[r][1] for r in rows], add_bos_eos=True),  # (B, T + 2)
                 "index": torch.tensor(images),
+            }
+
+    def _image_batches(self, epoch: int, start: int) -> Iterator[dict[str, torch.Tensor]]:
+        """group_by=image: all captions of ``images_per_batch`` images, in an order fixed by (seed, epoch)."""
+        images = [image for (image,) in shuffled([[i] for i in self.pairs_of_image], self.seed, epoch)]
+        for first in range(start * self.images_per_batch, len(images), self.images_per_batch):
+            chunk = images[first : first + self.images_per_batch]
+            pairs = [(row, pair) for row, image in enumerate(chunk) for pair in self.pairs_of_image[image]]
+            yield {
+                "src": self._sources("train", chunk),  # one row per image
+                "captions": pad_batch([self.train_pairs[p][1] for _, p in pairs], add_bos_eos=True),  # (B_cap, T + 2)
+                "caption_image": torch.tensor([row for row, _ in pairs]),  # (B_cap,) row of src
+                "index": torch.tensor([chunk[row] for row, _ in pairs]),  # (B_cap,) image of each caption
             }
 
     def batch(self, split: str, rows: list[int]) -> dict[str, torch.Tensor]:

@@ -9,24 +9,37 @@ Two public formats of the captions and splits are read, from ``<root>/flickr8k/`
   ``Flickr_8k.trainImages.txt``, ``Flickr_8k.devImages.txt`` and ``Flickr_8k.testImages.txt``.
 
 The images are JPEGs in ``Flicker8k_Dataset/`` (the original archive's spelling),
-``Flickr8k_Dataset/`` or ``images/`` under the same folder. The dataset is distributed by its
-authors on request, so nothing downloads it automatically; ``FLICKR8K_HELP`` says where to get it.
+``Flickr8k_Dataset/`` or ``images/`` under the same folder, or still packed in
+``Flicker8k_Dataset.tar`` / ``Flickr8k_Dataset.zip`` there: an archive is checked against the
+folder's ``SHA256SUMS`` when that file lists it, then unpacked once into ``cache_dir`` (as the
+CIFAR-10 JPEG tar is). The dataset is distributed by its authors on request, so nothing
+downloads it automatically; ``FLICKR8K_HELP`` says where to get it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import shutil
+import tarfile
+import zipfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from attention_zoo.choices import check_choice
+from attention_zoo.engine.cache import build_lock
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 KARPATHY = "dataset_flickr8k.json"
 TOKENS = "Flickr8k.token.txt"
 ORIGINAL_SPLITS = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt", "test": "Flickr_8k.testImages.txt"}
 IMAGE_FOLDERS = ("Flicker8k_Dataset", "Flickr8k_Dataset", "images")
+IMAGE_ARCHIVES = ("Flicker8k_Dataset.tar", "Flickr8k_Dataset.zip")
+CHECKSUMS = "SHA256SUMS"
 FORMATS = ("auto", "karpathy", "original")
 FLICKR8K_HELP = (
     "Get Flickr8k from its authors (https://hockenmaier.cs.illinois.edu/8k-pictures.html; the archives "
@@ -76,8 +89,79 @@ def _original(folder: Path) -> dict[str, list[tuple[str, list[str]]]]:
     return splits
 
 
-def load_flickr8k(root: str | Path, split_format: str = "auto") -> dict[str, list[CaptionedImage]]:
-    """{split: [CaptionedImage]} for train / val / test, with every image file checked to exist."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _expected_sha256(archive: Path) -> str | None:
+    """The archive's sum in ``SHA256SUMS`` beside it (``<hex>  <name>`` lines), if listed."""
+    sums = archive.parent / CHECKSUMS
+    if not sums.is_file():
+        return None
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.strip().partition(" ")
+        if name.strip().lstrip("*") == archive.name:
+            return digest.lower()
+    return None
+
+
+def _unpacked_images(archive: Path, cache_dir: Path) -> Path:
+    """The image folder of ``archive``, unpacked once into ``cache_dir`` after its sha256 check."""
+    expected = _expected_sha256(archive)
+    stat = archive.stat()
+    target = cache_dir / f"flickr8k-images-{(expected or f'{stat.st_size}-{stat.st_mtime_ns}')[:16]}"
+    with build_lock(target):  # a second run waits for the first one's unpacking, then uses it
+        found = next((target / f for f in IMAGE_FOLDERS if (target / f).is_dir()), None)
+        if found is not None:
+            return found
+        if expected is None:
+            log.warning("%s is not listed in a %s file beside it; unpacking it unchecked.", archive, CHECKSUMS)
+        else:
+            actual = _sha256(archive)
+            if actual != expected:
+                raise Flickr8kNotFoundError(
+                    f"{archive} is corrupt: its sha256 is {actual}, {archive.parent / CHECKSUMS} says {expected}. "
+                    "Copy the archive again (or delete the stale line of SHA256SUMS if you replaced it on purpose)."
+                )
+        log.info("Unpacking %s into %s (once).", archive, target)
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)  # what a killed unpacking left
+        partial.mkdir(parents=True)
+        if archive.suffix == ".zip":
+            with zipfile.ZipFile(archive) as packed:
+                packed.extractall(partial)
+        else:
+            with tarfile.open(archive) as packed:
+                packed.extractall(partial, filter="data")
+        partial.rename(target)
+    found = next((target / f for f in IMAGE_FOLDERS if (target / f).is_dir()), None)
+    if found is None:
+        raise Flickr8kNotFoundError(f"{archive} holds none of the image folders {', '.join(IMAGE_FOLDERS)}.")
+    return found
+
+
+def _image_folder(folder: Path, cache_dir: Path | None) -> Path:
+    found = next((folder / f for f in IMAGE_FOLDERS if (folder / f).is_dir()), None)
+    if found is not None:
+        return found
+    archive = next((folder / a for a in IMAGE_ARCHIVES if (folder / a).is_file()), None)
+    if archive is not None:
+        return _unpacked_images(archive, Path(cache_dir).expanduser() if cache_dir else folder)
+    raise Flickr8kNotFoundError(
+        f"Flickr8k images not found: looked for {', '.join(IMAGE_FOLDERS)} or {', '.join(IMAGE_ARCHIVES)} in {folder}. "
+        + FLICKR8K_HELP.format(folder=folder)
+    )
+
+
+def load_flickr8k(
+    root: str | Path, split_format: str = "auto", cache_dir: str | Path | None = None
+) -> dict[str, list[CaptionedImage]]:
+    """{split: [CaptionedImage]} for train / val / test, with every image file checked to exist.
+    ``cache_dir``: where an image archive is unpacked (default: beside the archive)."""
     check_choice("data.split_format", split_format, FORMATS)
     folder = Path(root).expanduser() / "flickr8k"
     has_karpathy = (folder / KARPATHY).is_file()
@@ -94,12 +178,7 @@ def load_flickr8k(root: str | Path, split_format: str = "auto") -> dict[str, lis
         raise Flickr8kNotFoundError(
             f"Flickr8k captions not found: looked for {wanted} in {folder}. " + FLICKR8K_HELP.format(folder=folder)
         )
-    image_folder = next((folder / f for f in IMAGE_FOLDERS if (folder / f).is_dir()), None)
-    if image_folder is None:
-        raise Flickr8kNotFoundError(
-            f"Flickr8k images not found: looked for {', '.join(IMAGE_FOLDERS)} in {folder}. "
-            + FLICKR8K_HELP.format(folder=folder)
-        )
+    image_folder = _image_folder(folder, cache_dir)
     raw = _karpathy(folder) if use == "karpathy" else _original(folder)
     splits = {}
     for split in SPLITS:

@@ -28,11 +28,14 @@ def spice_available() -> bool:
     return (lib / "stanford-corenlp-3.6.0.jar").is_file() and (lib / "stanford-corenlp-3.6.0-models.jar").is_file()
 
 
-def caption_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]], spice: bool | None = None) -> dict[str, float]:
+def caption_scores(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]], spice: bool | None = None, per_image: list | None = None
+) -> dict[str, float]:
     """Corpus scores of one hypothesis per image against that image's references.
 
     Returns bleu1..bleu4, meteor, rouge_l, cider (and spice), each in [0, 1] as pycocoevalcap
     gives them (CIDEr can exceed 1). ``spice=None`` computes SPICE when its models are installed.
+    ``per_image``: a list that receives each image's CIDEr, in the order of ``hypotheses``.
     """
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
@@ -51,7 +54,10 @@ def caption_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]
     scores = {f"bleu{n + 1}": float(b) for n, b in enumerate(bleu)}
     scores["meteor"] = float(Meteor().compute_score(gts, res)[0])
     scores["rouge_l"] = float(Rouge().compute_score(gts, res)[0])
-    scores["cider"] = float(Cider().compute_score(gts, res)[0])
+    cider, cider_each = Cider().compute_score(gts, res)
+    scores["cider"] = float(cider)
+    if per_image is not None:
+        per_image.extend(float(c) for c in cider_each)
     if spice is None:
         spice = spice_available()
         if not spice:

@@ -11,10 +11,17 @@
   (objects are 12-21 px): a cell's annotation describes its own part of the image, as the
   paper's motivation for lower conv features asks (Sec. 3.1.1), so attention has to move to an
   object to read it.
+- ``small_cnn``: a CNN to train with the captioner when no ImageNet weights can be had (a
+  departure from the paper's pretrained VGG-19): a 4x4 stride-4 stem, then 3x3 conv-BN-ReLU
+  layers of 64 (56x56), 128, 128 (28x28, the first with stride 2), 256, 256 (14x14, the first
+  with stride 2): a 14x14x256 grid for 224x224 inputs, L = 196 as in the paper, D = 256. About
+  0.41 GMACs per image against VGG-19's 19.6 (to conv5_4), so that it trains on a CPU.
 
 ImageNet weights (``weights="imagenet"``) come through torchvision's weights API, or from a
-local state-dict file (``weights=/path/to/vgg19.pth``); ``weights=None`` builds the network
-with random weights and warns, since a frozen random encoder gives poor captions.
+local state-dict file (``weights=/path/to/vgg19.pth``, a torchvision state dict of the whole
+network); ``weights=None`` builds the network with random weights and warns, since a frozen
+random encoder gives poor captions. The encoders built here (``TRAINED_HERE``) have no ImageNet
+weights: they start random, or from a state-dict file of their trunk (an encoder trained before).
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from torch import nn
 
 from attention_zoo.choices import check_choice
 
-ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn", "scenes_cnn_local")
+ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn", "scenes_cnn_local", "small_cnn")
+TRAINED_HERE = ("scenes_cnn", "scenes_cnn_local", "small_cnn")  # no pretrained weights: built here, trained with the captioner
 
 
 def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
@@ -63,20 +71,51 @@ def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
     return nn.Sequential(*list(model.children())[:-2]), model.fc.in_features  # up to layer4
 
 
-def _scenes_cnn(last_kernel: int) -> tuple[nn.Module, int]:
-    def block(c_in: int, c_out: int, kernel: int = 3) -> list[nn.Module]:
-        return [nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int = 3, stride: int = 1) -> list[nn.Module]:
+    padding = kernel // 2 if stride == 1 else (kernel - stride + 1) // 2
+    return [nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
 
+
+def _scenes_cnn(last_kernel: int) -> tuple[nn.Module, int]:
     layers = [
-        *block(3, 16),
+        *_conv_bn_relu(3, 16),
         nn.MaxPool2d(2),
-        *block(16, 32),
+        *_conv_bn_relu(16, 32),
         nn.MaxPool2d(2),
-        *block(32, 64),
+        *_conv_bn_relu(32, 64),
         nn.MaxPool2d(2),
-        *block(64, 128, last_kernel),
+        *_conv_bn_relu(64, 128, last_kernel),
     ]
     return nn.Sequential(*layers), 128
+
+
+def _small_cnn() -> tuple[nn.Module, int]:
+    layers = [
+        *_conv_bn_relu(3, 32, kernel=4, stride=4),  # 224 -> 56
+        *_conv_bn_relu(32, 64),
+        *_conv_bn_relu(64, 128, stride=2),  # -> 28
+        *_conv_bn_relu(128, 128),
+        *_conv_bn_relu(128, 256, stride=2),  # -> 14
+        *_conv_bn_relu(256, 256),
+    ]
+    return nn.Sequential(*layers), 256
+
+
+def _load_trunk(trunk: nn.Module, name: str, weights: str | None, fine_tune: bool) -> None:
+    if weights == "imagenet":
+        raise ValueError(
+            f"model.encoder={name} has no ImageNet weights: it is built here and trained with the captioner. "
+            "Set model.encoder_weights=null and model.fine_tune_encoder=true (or a state-dict file of this trunk)."
+        )
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"model.encoder_weights={weights}: no such file. Pass a state dict of the {name} trunk, or null."
+            )
+        trunk.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    elif not fine_tune:
+        warnings.warn(f"{name} encoder frozen at random weights: set model.fine_tune_encoder=true to train it.", stacklevel=3)
 
 
 class ImageEncoder(nn.Module):
@@ -85,8 +124,9 @@ class ImageEncoder(nn.Module):
     def __init__(self, name: str = "vgg19", weights: str | None = "imagenet", fine_tune: bool = False):
         super().__init__()
         check_choice("model.encoder", name, ENCODERS)
-        if name.startswith("scenes_cnn"):
-            self.trunk, self.dim = _scenes_cnn(last_kernel=1 if name == "scenes_cnn_local" else 3)
+        if name in TRAINED_HERE:
+            self.trunk, self.dim = _small_cnn() if name == "small_cnn" else _scenes_cnn(3 if name == "scenes_cnn" else 1)
+            _load_trunk(self.trunk, name, weights, fine_tune)
         else:
             self.trunk, self.dim = _torchvision_trunk(name, weights)
         self.frozen = not fine_tune

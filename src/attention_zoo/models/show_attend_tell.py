@@ -23,6 +23,13 @@ scenes results committed before this default were decoded with. f_init and f_β 
 layers (tanh for f_init, sigmoid for β):
 the paper does not give their depth.
 
+``attention=none`` is the no-attention baseline the paper compares against (Show and Tell,
+Vinyals et al. 2015, as Xu et al.'s Table 1 lists it): the mean annotation initializes h_0, c_0
+as above, and the LSTM then sees only the previous word, E y_{t-1}, with no context vector:
+ẑ_t and its terms (β_t, L_z ẑ_t in Eq. 7, the penalty of Eq. 14) are gone. Departure from
+Vinyals et al.: they feed the image once as the LSTM's first input, not as its initial state;
+the initial state keeps everything else equal to the attention models here.
+
 ``init_from_annotations=False`` (an ablation, not in the paper) starts from h_0 = c_0 = 0: the
 decoder then learns what is in the image only through the attention contexts ẑ_t, not from the
 mean annotation, which summarizes every object before the first word.
@@ -44,7 +51,7 @@ from attention_zoo.choices import check_choice
 from attention_zoo.data.text import PAD
 from attention_zoo.models.image_encoder import ImageEncoder
 
-ATTENTIONS = ("soft", "hard")
+ATTENTIONS = ("soft", "hard", "none")
 HARD_DECODES = ("expected", "argmax")
 
 
@@ -57,7 +64,7 @@ class ShowAttendTellConfig:
     embed_dim: int = 512
     hidden_dim: int = 1800
     attention_dim: int = 512
-    attention: str = "soft"  # soft | hard
+    attention: str = "soft"  # soft | hard | none (the Show and Tell baseline)
     gate: bool = True  # β of Sec. 4.2.1
     dropout: float = 0.5
     expected_context_prob: float = 0.5  # hard attention: share of captions trained with the soft context
@@ -77,10 +84,13 @@ class ShowAttendTell(nn.Module):
         self.init_h, self.init_c = (
             (nn.Linear(d, n), nn.Linear(d, n)) if cfg.init_from_annotations else (None, None)
         )  # f_init,h, f_init,c
-        self.attention = AdditiveAttention(query_dim=n, key_dim=d, attention_dim=cfg.attention_dim, bias=True)  # f_att
-        self.gate = nn.Linear(n, 1) if cfg.gate else None  # f_β
-        self.lstm = nn.LSTMCell(m + d, n)
-        self.out_h, self.out_z = nn.Linear(n, m), nn.Linear(d, m)  # L_h, L_z
+        attends = cfg.attention != "none"
+        self.attention = (
+            AdditiveAttention(query_dim=n, key_dim=d, attention_dim=cfg.attention_dim, bias=True) if attends else None
+        )  # f_att
+        self.gate = nn.Linear(n, 1) if cfg.gate and attends else None  # f_β
+        self.lstm = nn.LSTMCell(m + d if attends else m, n)
+        self.out_h, self.out_z = nn.Linear(n, m), nn.Linear(d, m) if attends else None  # L_h, L_z
         self.out = nn.Linear(m, cfg.vocab_size)  # L_o
         self.dropout = nn.Dropout(cfg.dropout)
         self.register_buffer("reward_baseline", torch.zeros(()))  # b of Sec. 4.1, a moving average
@@ -89,6 +99,8 @@ class ShowAttendTell(nn.Module):
     def encode(self, src: torch.Tensor, src_len: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """src: images (B, 3, H, W) or cached annotation vectors (B, L, D)."""
         annotations = self.encoder(src) if src.dim() == 4 else src  # (B, L, D)
+        if self.attention is None:
+            return {"annotations": annotations}
         return {"annotations": annotations, "keys": self.attention.project_keys(annotations)}
 
     def start(self, memory: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -99,17 +111,23 @@ class ShowAttendTell(nn.Module):
         return {"h": torch.tanh(self.init_h(mean)), "c": torch.tanh(self.init_c(mean))}
 
     def step(self, prev: torch.Tensor, state: dict, memory: dict) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """One decoding step: log p(y_t | ...) (B, V), the new state, α_t (B, L)."""
+        """One decoding step: log p(y_t | ...) (B, V), the new state, α_t (B, L) (None without attention)."""
         context, alpha, _ = self._attend(state["h"], memory, sample=False)
         logits, state = self._emit(prev, context, state)
-        return F.log_softmax(logits.float(), dim=-1), state, alpha
+        return F.log_softmax(logits.float(), dim=-1), state, alpha if self.attention is not None else None
 
     # --- training -----------------------------------------------------------------------------
-    def forward(self, src: torch.Tensor, captions_in: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Teacher forcing over captions_in (B, T) (<bos> y_1 .. y_{T-1}). Returns logits (B, T, V),
-        alphas (B, T, L) and, for hard attention, the log-probability of the sampled locations
-        (B, T), the entropies of α_t (B, T), and which captions used the expected context (B,)."""
+    def forward(
+        self, src: torch.Tensor, captions_in: torch.Tensor, caption_image: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Teacher forcing over captions_in (B, T) (<bos> y_1 .. y_{T-1}). ``caption_image`` (B,):
+        the row of ``src`` each caption describes, when src holds each image once (group_by=image).
+        Returns logits (B, T, V), alphas (B, T, L) (L = 0 without attention) and, for hard attention,
+        the log-probability of the sampled locations (B, T), the entropies of α_t (B, T), and which
+        captions used the expected context (B,)."""
         memory = self.encode(src)
+        if caption_image is not None:
+            memory = {key: value[caption_image] for key, value in memory.items()}  # one row per caption
         state = self.start(memory)
         batch, steps = captions_in.shape
         hard = self.cfg.attention == "hard" and self.training
@@ -130,6 +148,8 @@ class ShowAttendTell(nn.Module):
     def _attend(self, h: torch.Tensor, memory: dict, sample: bool, expected: torch.Tensor | None = None):
         """ẑ_t (B, D), α_t (B, L), and log α_{t, s_t} of the sampled location (B,) when sampling."""
         annotations = memory["annotations"]
+        if self.attention is None:
+            return None, annotations.new_zeros(len(h), 0), None  # no context; α over no locations (B, 0)
         context, alpha = self.attention(h, annotations, memory["keys"])  # (B, D), (B, L)
         log_p = None
         if self.cfg.attention == "hard" and (sample or self.cfg.hard_decode == "argmax"):
@@ -141,8 +161,12 @@ class ShowAttendTell(nn.Module):
             context = torch.sigmoid(self.gate(h)) * context  # β_t ẑ_t
         return context, alpha, log_p
 
-    def _emit(self, prev: torch.Tensor, context: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+    def _emit(self, prev: torch.Tensor, context: torch.Tensor | None, state: dict) -> tuple[torch.Tensor, dict]:
         embedded = self.embedding(prev)  # (B, m) E y_{t-1}
-        h, c = self.lstm(torch.cat([embedded, context], dim=-1), (state["h"], state["c"]))
-        deep = embedded + self.out_h(h) + self.out_z(context)  # Eq. 7
+        if context is None:  # attention=none: the word alone
+            h, c = self.lstm(embedded, (state["h"], state["c"]))
+            deep = embedded + self.out_h(h)
+        else:
+            h, c = self.lstm(torch.cat([embedded, context], dim=-1), (state["h"], state["c"]))
+            deep = embedded + self.out_h(h) + self.out_z(context)  # Eq. 7
         return self.out(self.dropout(deep)), {"h": h, "c": c}

@@ -62,6 +62,7 @@ class CaptioningTask:
         test_beam: int = 3,
         max_len: int = 30,
         figure_images: Sequence[int] = (),
+        failure_cases: int = 0,
         spice: bool | None = None,
         beam_stop: str = "exact",
     ):
@@ -73,10 +74,12 @@ class CaptioningTask:
         if any(not 0 <= i < n_test for i in figure_images):
             raise ValueError(f"task.figure_images={list(figure_images)} must index the {n_test} test images; [] draws none.")
         self.figure_images = list(figure_images)
+        self.failure_cases = failure_cases
+        self.test_cider: dict[int, float] = {}  # test image -> its CIDEr, from the last test evaluation
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         captions_in, targets = batch["captions"][:, :-1], batch["captions"][:, 1:]  # (B, T) each
-        out = model(batch["src"], captions_in)
+        out = model(batch["src"], captions_in, batch.get("caption_image"))
         mask = targets.ne(PAD)  # (B, T)
         token_nll = F.cross_entropy(out["logits"].flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
         log_p_y = -(token_nll * mask).sum(dim=1)  # (B,) log p(y | a) of each caption
@@ -113,7 +116,8 @@ class CaptioningTask:
     def evaluate(self, model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], split: str = "val") -> dict[str, float]:
         beam = self.test_beam if split == "test" else 1
         loss_sum = tokens = 0
-        scene_scores = SceneCaptionScores(self.data.cfg.scenes_image_size) if self.data.objects is not None else None
+        localizes = self.data.objects is not None and model.cfg.attention != "none"
+        scene_scores = SceneCaptionScores(self.data.cfg.scenes_image_size) if localizes else None
         indices, captions = [], []
         for batch in batches:
             src = model.encode(batch["src"])["annotations"]  # (B, L, D): the encoder runs once for loss and decoding
@@ -129,33 +133,45 @@ class CaptioningTask:
                 if scene_scores is not None:
                     scene_scores.add(words, hyp.attention, self.data.objects[split][index])
         references = [self.data.references[split][i] for i in indices]
-        metrics = {"loss": loss_sum / tokens, **caption_scores(captions, references, self.spice)}
+        cider_each: list[float] = []
+        metrics = {"loss": loss_sum / tokens, **caption_scores(captions, references, self.spice, cider_each)}
         if scene_scores is not None:
             metrics.update(scene_scores.summary())
+        if split == "test":
+            self.test_cider = dict(zip(indices, cider_each))
         if split == "test" and self.output_dir is not None:
-            records = [{"index": i, "caption": c, "references": r} for i, c, r in zip(indices, captions, references)]
+            records = [
+                {"index": i, "caption": c, "cider": round(d, 4), "references": r}
+                for i, c, d, r in zip(indices, captions, cider_each, references)
+            ]
             (self.output_dir / f"captions.test.beam{beam}.json").write_text(json.dumps(records, indent=1) + "\n")
         return metrics
 
+    def failure_images(self) -> list[int]:
+        """The ``failure_cases`` test images with the lowest CIDEr in the last test evaluation."""
+        return sorted(self.test_cider, key=lambda i: (self.test_cider[i], i))[: self.failure_cases]
+
     def figures(self, model: nn.Module) -> dict[str, Path]:
-        """Per-word attention (Xu et al. Figs. 2-3) of the ``figure_images`` of the test split,
-        decoded with beam search: <run>/figures/attention_test_<i>.png, by W&B key."""
-        if self.output_dir is None or not self.figure_images:
+        """Per-word attention (Xu et al. Figs. 2-3) of the ``figure_images`` of the test split and of
+        its ``failure_cases`` worst captions by CIDEr, decoded with beam search:
+        <run>/figures/attention_test_<i>.png and failure_test_<i>.png, by W&B key."""
+        chosen = [("attention", i, "") for i in self.figure_images]
+        chosen += [("failure", i, f", failure case: CIDEr {self.test_cider[i]:.2f}") for i in self.failure_images()]
+        if self.output_dir is None or not chosen or model.cfg.attention == "none":
             return {}
         device = next(model.parameters()).device
         model.eval()
-        batch = self.data.batch("test", self.figure_images)
-        hyps = self.decode(model, batch["src"].to(device), self.test_beam)
-        pixels = self.data.pixels("test", self.figure_images)
+        rows = [index for _, index, _ in chosen]
+        hyps = self.decode(model, self.data.batch("test", rows)["src"].to(device), self.test_beam)
         figures = {}
-        for index, image, hyp in zip(self.figure_images, pixels, hyps):
+        for (kind, index, note), image, hyp in zip(chosen, self.data.pixels("test", rows), hyps):
             words = [*self.data.encoder.token_strings(hyp.tokens), "<eos>"]
-            name = f"attention_test_{index}"
+            name = f"{kind}_test_{index}"
             figures[f"figures/{name}"] = plot_caption_attention(
                 image,
                 words,
                 hyp.attention,
                 self.output_dir / "figures" / f"{name}.png",
-                title=f"test image #{index}, beam {self.test_beam} ({model.cfg.attention} attention)",
+                title=f"test image #{index}, beam {self.test_beam} ({model.cfg.attention} attention){note}",
             )
         return figures
