@@ -18,7 +18,9 @@ or resume= overrides, one per seed, in seed order), "paper", "paper_source", "no
 and optionally "cost": {"bench": a bench JSON under results/, "variant": its row} whose
 parameters, MFLOPs per image and images/s join the row and its table (a "cost" column)}.
 A spec's optional "defaults" holds the fields its rows share (e.g. dataset, metric, scale, note);
-a row's own fields win.
+a row's own fields win. Several specs can fill one page: a spec's optional "page" names it
+(default: its "name"), and its optional "section" suffixes every marker it fills
+(``<!-- results-table:start:converged -->`` ...); the aggregated rows still go to <name>.json.
 Every row shows mean ± std and the 95% t interval of its mean over seeds.
 A spec's optional "comparisons": {"baseline": NAME or "against": [{"baseline": NAME, "rows": [NAMES]}, ...],
 "budget": "after 4 epochs" | "converged (...)", "paired": true | false, "unpaired_reason": why the
@@ -285,16 +287,23 @@ def _fill(text: str, start: str, end: str, body: str, page: Path) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
+def _marker(marker: str, section: str | None) -> str:
+    return marker.replace(" -->", f":{section} -->") if section else marker
+
+
 def table(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     base = spec_path.parent
     rows = [aggregate({**spec.get("defaults", {}), **row}, base) for row in spec["rows"]]
-    page = base / f"{spec['name']}.md"
-    text = _fill(page.read_text(), START, END, markdown(rows, spec["metric_name"]), page)
+    page = base / f"{spec.get('page', spec['name'])}.md"
+    section = spec.get("section")
+    text = _fill(page.read_text(), _marker(START, section), _marker(END, section), markdown(rows, spec["metric_name"]), page)
     if "comparisons" in spec:
         readings = compare(rows, spec["comparisons"])
-        text = _fill(text, READINGS_START, READINGS_END, readings_markdown(readings, spec["comparisons"]), page)
-        text = _fill(text, PER_SEED_START, PER_SEED_END, per_seed_markdown(rows, spec["comparisons"]), page)
+        body = readings_markdown(readings, spec["comparisons"])
+        text = _fill(text, _marker(READINGS_START, section), _marker(READINGS_END, section), body, page)
+        body = per_seed_markdown(rows, spec["comparisons"])
+        text = _fill(text, _marker(PER_SEED_START, section), _marker(PER_SEED_END, section), body, page)
         for row in rows:
             row["comparisons"] = [r for r in readings if r["name"] == row["name"]]
     (base / f"{spec['name']}.json").write_text(json.dumps(rows, indent=2) + "\n")  # both files only once both are made

@@ -287,3 +287,30 @@ def test_comparisons_need_their_markers_and_a_baseline_row(tmp_path):
     (base / "exp.md").write_text(PAGE)
     with pytest.raises(SystemExit, match=r"a row named 'none'; the names are \['plain', 'A', 'B'\]"):
         results.table(base / "exp.spec.json")
+
+
+def test_two_specs_fill_two_sections_of_one_page(tmp_path):
+    base = tmp_path / "results"
+    for seed, acc in ((0, 0.90), (1, 0.92)):
+        _run(base / "runs" / "exp" / f"s{seed}", seed, acc)
+    short, converged = (
+        f"{results.START}\nold\n{results.END}",
+        f"{results.START[:-4]}:converged -->\nold\n{results.END[:-4]}:converged -->",
+    )
+    (base / "page.md").write_text(f"# T\n\n{short}\n\nmiddle\n\n{converged}\n")
+    for name, section, runs in (("page", None, ["runs/exp/s0"]), ("page_converged", "converged", ["runs/exp/s0", "runs/exp/s1"])):
+        spec = {
+            "name": name,
+            "page": "page",
+            "metric_name": "acc",
+            "rows": [{"label": name, "dataset": "D", "metric": "test.acc", "runs": runs}],
+        }
+        if section:
+            spec["section"] = section
+        (base / f"{name}.spec.json").write_text(json.dumps(spec))
+        results.table(base / f"{name}.spec.json")
+    page = (base / "page.md").read_text()
+    first, second = page.split("middle")
+    assert "| page | D | 0.90 |" in first and "page_converged" not in first
+    assert "| page_converged | D | 0.91 ± 0.01" in second and "old" not in page
+    assert json.loads((base / "page_converged.json").read_text())[0]["seeds"] == [0, 1]
