@@ -52,6 +52,18 @@ def test_smoke_run_writes_run_record_and_offline_wandb_run(train_env):
     assert "val/acc" in defined_metrics(wandb_run)
 
 
+def test_a_diverging_job_of_a_multirun_is_recorded_as_failed_and_the_sweep_goes_on(train_env):
+    proc = run_train(train_env, "-m", *SMOKE, "trainer.epochs=1", "optim.lr=1e12,0.1")
+    assert proc.returncode == 0
+    runs = sorted(_runs(train_env), key=lambda r: int(r.name))
+    assert len(runs) == 2
+    failed, completed = (json.loads((r / "metrics.json").read_text()) for r in runs)
+    assert failed["status"] == "failed" and "NonFiniteLossError: Loss is" in failed["reason"]
+    assert completed["status"] == "completed" and "diverged" in proc.stdout + proc.stderr
+    single = run_train(train_env, *SMOKE, "trainer.epochs=1", "optim.lr=1e12", check=False)
+    assert single.returncode == 1  # a single run still fails loudly
+
+
 def test_two_job_multirun_gives_two_runs_in_one_group(train_env):
     run_train(train_env, "-m", *SMOKE, "trainer.epochs=1", "seed=0,1")
     runs = _runs(train_env)

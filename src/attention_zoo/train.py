@@ -102,7 +102,9 @@ def mark_unfinished(run_dir: Path, err: BaseException) -> None:
 
 def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], sweep_dir: str | None = None):
     """Train and test one configuration; returns the best validation value of the monitored
-    metric, which is what a Hydra sweeper optimizes: selection never sees the test split."""
+    metric, which is what a Hydra sweeper optimizes: selection never sees the test split. A job
+    of a sweep whose loss diverges records its failure and returns NaN, so the sweep goes on; a
+    single run exits with code 1."""
     start = time.monotonic()
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
     check_config(config)  # every bad value named before any data is read
@@ -169,7 +171,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
             if previous.exists():
                 shutil.copy2(previous, run_dir / previous.name)
 
-    exit_code = 0
+    exit_code, diverged = 0, False
     try:
         trainer.fit()
         with trainer.stop_at_once_on_signal():  # test and figures: a signal stops at once, naming the resume command
@@ -230,7 +232,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         exit_code = 128 + stop.signum
     except NonFiniteLossError as err:
         log.error("%s", err)
-        exit_code = 1
+        mark_unfinished(run_dir, err)  # status failed, naming the step and the last good checkpoint
+        exit_code, diverged = 1, True
     except BaseException:
         exit_code = 1
         raise
@@ -238,6 +241,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         if trainer.state.history:
             write_history(trainer.state.history, run_dir / HISTORY)
         logger.finish(exit_code=exit_code)
+    if diverged and sweep_dir:  # one diverged trial must not end a sweep: the sweeper gets NaN and goes on
+        log.warning("This job of the sweep diverged (metrics.json says why); returning NaN to the sweeper.")
+        return float("nan")
     sys.exit(exit_code)
 
 
