@@ -75,7 +75,7 @@ def test_two_job_multirun_gives_two_runs_in_one_group(train_env):
         info = logged_run(wandb_run)
         groups.add(info["group"])
         ids.add(info["id"])
-        assert any(tag.startswith("sweep:") for tag in info["tags"])
+        assert any(tag.startswith("sweep:") for tag in info["tags"]) and info["job_type"] == "sweep-trial"
     assert seeds == {0, 1} and groups == {"resnet_cifar"} and len(ids) == 2
 
 

@@ -145,6 +145,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     logger_cfg["name"] = logger_cfg.get("name") or run_name
     if sweep_dir:
         logger_cfg["tags"] = [*logger_cfg.get("tags", []), f"sweep:{Path(sweep_dir).name}"]
+        if logger_cfg.get("job_type") == "train":  # the default: a multirun job is a sweep trial
+            logger_cfg["job_type"] = "sweep-trial"
     logger = WandbLogger(
         logger_cfg,
         run_dir,
