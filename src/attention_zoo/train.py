@@ -48,6 +48,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # Settings that describe where and how a run executes rather than what it computes.
 ENVIRONMENT_KEYS = (
     "resume",
+    "search.",
     "paths.",
     "logger.",
     "data.root",
@@ -80,6 +81,33 @@ def main(cfg: DictConfig) -> float | None:
     except BaseException as err:
         mark_unfinished(run_dir, err)
         raise
+
+
+class RunPruned(Exception):
+    """A search's pruner stopped this run after an epoch (see attention_zoo/search.py)."""
+
+
+def search_reporter(search: dict, monitor: str):
+    """Inside a search trial (``search.storage`` set): a callback that reports each epoch's
+    validation value to the Optuna trial and raises RunPruned when the pruner says so."""
+    if not search.get("storage"):
+        return None
+    import optuna
+
+    from attention_zoo.search import build_pruner
+
+    study = optuna.load_study(study_name=search["study"], storage=search["storage"], pruner=build_pruner(search["pruner"]))
+    trial = optuna.trial.Trial(study, int(search["trial_id"]))
+
+    def report(row: dict) -> None:
+        value = row.get(f"val/{monitor}")
+        if value is None:
+            return
+        trial.report(value, step=int(row["epoch"]))
+        if trial.should_prune():
+            raise RunPruned(f"pruned by the search after epoch {row['epoch']} (val/{monitor}={value:.4f})")
+
+    return report
 
 
 def mark_unfinished(run_dir: Path, err: BaseException) -> None:
@@ -166,6 +194,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         device,
         logger=logger,
         run_config={**config, "wandb_id": logger.run_id},
+        epoch_callback=search_reporter(config["search"], task.monitor),
     )
     if stored is not None:
         trainer.load_state_dict(stored)
@@ -232,6 +261,23 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
             again,
         )
         exit_code = 128 + stop.signum
+    except RunPruned as pruned:
+        log.warning("%s", pruned)
+        state = trainer.state
+        write_json_atomic(
+            {
+                "status": "pruned",
+                "reason": str(pruned),
+                "seed": cfg.seed,
+                "best_val": {"metric": task.monitor, "value": state.best_metric, "epoch": state.best_epoch},
+                "epochs": state.epoch,
+                "steps": state.step,
+                "wall_time_s": round(state.elapsed_s, 1),
+                "overrides": overrides,
+            },
+            run_dir / METRICS,
+        )
+        return state.best_metric
     except NonFiniteLossError as err:
         log.error("%s", err)
         mark_unfinished(run_dir, err)  # status failed, naming the step and the last good checkpoint

@@ -124,7 +124,10 @@ class Trainer:
         device: torch.device,
         logger=None,
         run_config: dict | None = None,
+        epoch_callback=None,
     ):
+        """``epoch_callback(row)``: called with each epoch's history row once it is checkpointed
+        (e.g. a search's pruner, which may raise to stop the run)."""
         self.cfg = cfg
         self.model = model
         compile_model(model, cfg.compile)
@@ -136,6 +139,7 @@ class Trainer:
         self.device = device
         self.logger = logger
         self.run_config = run_config or {}
+        self.epoch_callback = epoch_callback
         self.amp_dtype = autocast_dtype(cfg.precision, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.state = TrainState()
@@ -306,6 +310,8 @@ class Trainer:
         log.info("epoch %d: %s", row["epoch"], "  ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "epoch"))
         self._log(row)
         self.save_checkpoint()
+        if self.epoch_callback is not None:
+            self.epoch_callback(row)
 
     def _track_best(self, value: float, loss: float | None) -> None:
         """A better monitored value wins; an equal one wins with a lower validation loss
