@@ -308,3 +308,35 @@ def test_small_cnn_gives_a_14x14_grid_trains_from_scratch_and_reloads_its_trunk(
         ImageEncoder("small_cnn", weights="imagenet")
     with pytest.warns(UserWarning, match="frozen at random weights"):
         ImageEncoder("small_cnn", weights=None, fine_tune=False)
+
+
+@pytest.mark.parametrize("attention", ["soft", "none"])
+def test_skipping_the_steps_past_each_captions_end_changes_nothing_at_its_real_steps(attention):
+    """lengths= runs only the captions still running at each step (longest first)."""
+    model = small_model(attention=attention).train()
+    model.dropout.p = 0.0
+    model.encoder.eval()  # BatchNorm statistics aside, both passes see the same encoder
+    images, captions = torch.randn(4, 3, 64, 64), torch.randint(4, VOCAB, (4, 6))
+    lengths = torch.tensor([3, 6, 1, 4])
+    mask = torch.arange(6)[None, :] < lengths[:, None]  # (B, T) real steps
+    full, packed = model(images, captions), model(images, captions, lengths=lengths)
+    assert torch.allclose(full["logits"][mask], packed["logits"][mask], atol=1e-5)
+    assert torch.allclose(full["alphas"][mask], packed["alphas"][mask], atol=1e-6)
+    assert packed["logits"][~mask].abs().sum() == 0  # nothing computed past the end
+    grads = []
+    for out in (full, packed):
+        model.zero_grad()
+        (out["logits"][mask].log_softmax(-1)[:, 5].sum()).backward(retain_graph=True)
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+
+
+def test_hard_attention_with_lengths_keeps_each_captions_expected_flag_in_batch_order():
+    model = small_model(attention="hard", expected_context_prob=0.5).train()
+    images, captions = torch.randn(6, 3, 64, 64), torch.randint(4, VOCAB, (6, 5))
+    torch.manual_seed(1)
+    out = model(images, captions, lengths=torch.tensor([2, 5, 1, 5, 3, 4]))
+    torch.manual_seed(1)
+    expected = torch.rand(6) < 0.5  # the draw forward makes first
+    assert torch.equal(out["expected"], expected)
+    assert out["log_p_locations"][2, 1:].abs().sum() == 0 and out["log_p_locations"][1].ne(0).all()

@@ -12,10 +12,10 @@
   paper's motivation for lower conv features asks (Sec. 3.1.1), so attention has to move to an
   object to read it.
 - ``small_cnn``: a CNN to train with the captioner when no ImageNet weights can be had (a
-  departure from the paper's pretrained VGG-19): a 4x4 stride-4 stem, then 3x3 conv-BN-ReLU
-  layers of 64 (56x56), 128, 128 (28x28, the first with stride 2), 256, 256 (14x14, the first
+  departure from the paper's pretrained VGG-19): a 4x4 stride-4 stem of 32 channels (56x56), then
+  3x3 conv-BN-ReLU layers of 64, 64 (28x28, the first with stride 2), 128, 256 (14x14, the first
   with stride 2): a 14x14x256 grid for 224x224 inputs, L = 196 as in the paper, D = 256. About
-  0.41 GMACs per image against VGG-19's 19.6 (to conv5_4), so that it trains on a CPU.
+  0.12 GMACs per image against VGG-19's 19.6 (to conv5_4), so that it trains on a CPU.
 
 ImageNet weights (``weights="imagenet"``) come through torchvision's weights API, or from a
 local state-dict file (``weights=/path/to/vgg19.pth``, a torchvision state dict of the whole
@@ -92,11 +92,10 @@ def _scenes_cnn(last_kernel: int) -> tuple[nn.Module, int]:
 def _small_cnn() -> tuple[nn.Module, int]:
     layers = [
         *_conv_bn_relu(3, 32, kernel=4, stride=4),  # 224 -> 56
-        *_conv_bn_relu(32, 64),
-        *_conv_bn_relu(64, 128, stride=2),  # -> 28
-        *_conv_bn_relu(128, 128),
-        *_conv_bn_relu(128, 256, stride=2),  # -> 14
-        *_conv_bn_relu(256, 256),
+        *_conv_bn_relu(32, 64, stride=2),  # -> 28
+        *_conv_bn_relu(64, 64),
+        *_conv_bn_relu(64, 128, stride=2),  # -> 14
+        *_conv_bn_relu(128, 256),
     ]
     return nn.Sequential(*layers), 256
 

@@ -118,31 +118,52 @@ class ShowAttendTell(nn.Module):
 
     # --- training -----------------------------------------------------------------------------
     def forward(
-        self, src: torch.Tensor, captions_in: torch.Tensor, caption_image: torch.Tensor | None = None
+        self,
+        src: torch.Tensor,
+        captions_in: torch.Tensor,
+        caption_image: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Teacher forcing over captions_in (B, T) (<bos> y_1 .. y_{T-1}). ``caption_image`` (B,):
         the row of ``src`` each caption describes, when src holds each image once (group_by=image).
+        ``lengths`` (B,): each caption's number of real target steps; the steps past a caption's end
+        are then skipped (their outputs are 0), which saves the padding's share of a padded batch.
         Returns logits (B, T, V), alphas (B, T, L) (L = 0 without attention) and, for hard attention,
         the log-probability of the sampled locations (B, T), the entropies of α_t (B, T), and which
         captions used the expected context (B,)."""
         memory = self.encode(src)
         if caption_image is not None:
             memory = {key: value[caption_image] for key, value in memory.items()}  # one row per caption
-        state = self.start(memory)
         batch, steps = captions_in.shape
         hard = self.cfg.attention == "hard" and self.training
         expected = torch.rand(batch, device=src.device) < self.cfg.expected_context_prob if hard else None
+        running, order = [batch] * steps, None  # captions still running at each step
+        if lengths is not None:
+            order = lengths.argsort(descending=True, stable=True)  # longest first: the running ones are a prefix
+            memory = {key: value[order] for key, value in memory.items()}
+            captions_in = captions_in[order]
+            running = [int((lengths > t).sum()) for t in range(steps)]
+        sampled_expected = expected[order] if hard and order is not None else expected
+        state = self.start(memory)
         logits, alphas, log_p_locations, entropies = [], [], [], []
-        for t in range(steps):
-            context, alpha, log_p = self._attend(state["h"], memory, sample=hard, expected=expected)
-            step_logits, state = self._emit(captions_in[:, t], context, state)
-            logits.append(step_logits), alphas.append(alpha)
+        for t, n in enumerate(running):
+            if n < len(state["h"]):  # captions that ended drop out
+                state = {key: value[:n] for key, value in state.items()}
+                memory = {key: value[:n] for key, value in memory.items()}
+                sampled_expected = sampled_expected[:n] if hard else None
+            context, alpha, log_p = self._attend(state["h"], memory, sample=hard, expected=sampled_expected)
+            step_logits, state = self._emit(captions_in[:n, t], context, state)
+            logits.append(F.pad(step_logits, (0, 0, 0, batch - n))), alphas.append(F.pad(alpha, (0, 0, 0, batch - n)))
             if hard:
-                log_p_locations.append(log_p)
-                entropies.append(-(alpha * alpha.clamp_min(1e-12).log()).sum(-1))
+                log_p_locations.append(F.pad(log_p, (0, batch - n)))
+                entropies.append(F.pad(-(alpha * alpha.clamp_min(1e-12).log()).sum(-1), (0, batch - n)))
         out = {"logits": torch.stack(logits, 1), "alphas": torch.stack(alphas, 1)}
         if hard:
-            out.update(log_p_locations=torch.stack(log_p_locations, 1), entropies=torch.stack(entropies, 1), expected=expected)
+            out.update(log_p_locations=torch.stack(log_p_locations, 1), entropies=torch.stack(entropies, 1))
+        if order is not None:
+            out = {key: value[order.argsort()] for key, value in out.items()}  # back to the batch's order
+        if hard:
+            out["expected"] = expected
         return out
 
     def _attend(self, h: torch.Tensor, memory: dict, sample: bool, expected: torch.Tensor | None = None):

@@ -79,8 +79,8 @@ class CaptioningTask:
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         captions_in, targets = batch["captions"][:, :-1], batch["captions"][:, 1:]  # (B, T) each
-        out = model(batch["src"], captions_in, batch.get("caption_image"))
         mask = targets.ne(PAD)  # (B, T)
+        out = model(batch["src"], captions_in, batch.get("caption_image"), lengths=mask.sum(1))
         token_nll = F.cross_entropy(out["logits"].flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
         log_p_y = -(token_nll * mask).sum(dim=1)  # (B,) log p(y | a) of each caption
         tokens = int(mask.sum())
@@ -122,7 +122,7 @@ class CaptioningTask:
         for batch in batches:
             src = model.encode(batch["src"])["annotations"]  # (B, L, D): the encoder runs once for loss and decoding
             targets = batch["captions"][:, 1:]
-            out = model(src, batch["captions"][:, :-1])
+            out = model(src, batch["captions"][:, :-1], lengths=targets.ne(PAD).sum(1))
             loss_sum += float(
                 F.cross_entropy(out["logits"].flatten(0, 1).float(), targets.flatten(), ignore_index=PAD, reduction="sum")
             )
