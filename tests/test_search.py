@@ -75,20 +75,15 @@ def test_a_three_trial_smoke_study_resumes_from_its_storage(train_env, tmp_path)
     }
     path = tmp_path / "smoke.yaml"
     path.write_text(yaml.safe_dump(spec))
-    command = [sys.executable, "-m", "attention_zoo.search", str(path)]
-    first = subprocess.run(
-        [*command, "--n-trials", "2", "--", "trainer.epochs=2"],
-        cwd=REPO,
-        env=train_env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+
+    def search_command(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "attention_zoo.search", str(path), *args, "--", "trainer.epochs=2"]
+        return subprocess.run(command, cwd=REPO, env=train_env, capture_output=True, text=True, timeout=900)
+
+    first = search_command("--n-trials", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert len(list(runs.glob("smoke/trial_*"))) == 2
-    again = subprocess.run(
-        [*command, "--", "trainer.epochs=2"], cwd=REPO, env=train_env, capture_output=True, text=True, timeout=900
-    )
+    again = search_command()  # the file's budget of 3: one trial left
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 3 trials finished" in again.stderr and sorted(p.name for p in runs.glob("smoke/trial_*")) == [
         "trial_0",

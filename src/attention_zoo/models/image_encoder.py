@@ -38,6 +38,14 @@ ENCODERS = ("vgg19", "vgg16", "resnet50", "resnet101", "scenes_cnn", "scenes_cnn
 TRAINED_HERE = ("scenes_cnn", "scenes_cnn_local", "small_cnn")  # no pretrained weights: built here, trained with the captioner
 
 
+def _load_state_dict(module: nn.Module, weights: str, expected: str) -> None:
+    """Weights from a local state-dict file (model.encoder_weights=/path/to/file)."""
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model.encoder_weights={weights}: no such file. Pass {expected}.")
+    module.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
 def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
     from torchvision import models
 
@@ -54,12 +62,7 @@ def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
                 "model.encoder_weights=null to train from random weights."
             ) from err
     elif weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"model.encoder_weights={weights}: no such file. Pass a torchvision {name} state dict, 'imagenet', or null."
-            )
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        _load_state_dict(model, weights, f"a torchvision {name} state dict, 'imagenet', or null")
     else:
         warnings.warn(
             f"{name} encoder with random weights (model.encoder_weights=null): captions will be poor unless it is fine-tuned.",
@@ -107,12 +110,7 @@ def _load_trunk(trunk: nn.Module, name: str, weights: str | None, fine_tune: boo
             "Set model.encoder_weights=null and model.fine_tune_encoder=true (or a state-dict file of this trunk)."
         )
     if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"model.encoder_weights={weights}: no such file. Pass a state dict of the {name} trunk, or null."
-            )
-        trunk.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        _load_state_dict(trunk, weights, f"a state dict of the {name} trunk, or null")
     elif not fine_tune:
         warnings.warn(f"{name} encoder frozen at random weights: set model.fine_tune_encoder=true to train it.", stacklevel=3)
 
