@@ -12,6 +12,7 @@ the task's figures under figures/ (e.g. alignment matrices), and the offline W&B
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -76,11 +77,23 @@ def main(cfg: DictConfig) -> float | None:
     run_name = hydra_cfg.job.override_dirname or cfg.experiment_name
     if sweep and cfg.resume == "auto":
         raise ValueError("resume=auto would resume the same run in every job of a multirun; pass resume=<run dir> per job.")
+    if cfg.resume is None and (run_dir / checkpoint.LAST).is_file():
+        cfg.resume = str(resume_in_place(run_dir))  # a job started again in its own folder (a requeued cluster job)
     try:
         return run(cfg, run_dir, run_name=run_name, overrides=overrides, sweep_dir=hydra_cfg.sweep.dir if sweep else None)
     except BaseException as err:
         mark_unfinished(run_dir, err)
         raise
+
+
+def resume_in_place(run_dir: Path) -> Path:
+    """A run folder that already holds last.pt belongs to a job started again (SLURM requeues a
+    preempted or timed-out job with the same command and folder): it goes on from its checkpoint."""
+    metrics = run_dir / METRICS
+    if metrics.is_file() and json.loads(metrics.read_text()).get("status") == "completed":
+        raise ValueError(f"{run_dir} holds a finished run (metrics.json says completed); give the new run another folder.")
+    log.warning("%s already holds %s: resuming that run in place.", run_dir, checkpoint.LAST)
+    return run_dir
 
 
 class RunPruned(Exception):
@@ -199,7 +212,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     if stored is not None:
         trainer.load_state_dict(stored)
         for previous in [resume_path.parent / checkpoint.BEST, *resume_path.parent.glob(checkpoint.EPOCH.format("*"))]:
-            if previous.exists():
+            if previous.exists() and previous.parent.resolve() != run_dir.resolve():  # in place: already there
                 shutil.copy2(previous, run_dir / previous.name)
 
     exit_code, diverged = 0, False
