@@ -44,7 +44,12 @@ from attention_zoo.engine.wandb_logger import WandbLogger
 from attention_zoo.viz.curves import plot_history
 
 log = logging.getLogger("attention_zoo.train")
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The config tree: configs/ at the root of a checkout (editable install), else the copy a wheel
+# installs beside this package (pyproject.toml maps configs/ to attention_zoo/configs).
+CONFIG_DIR = next(
+    (d for d in (Path(__file__).resolve().parents[2] / "configs", Path(__file__).resolve().parent / "configs") if d.is_dir()),
+    Path(__file__).resolve().parent / "configs",
+)
 
 # Settings that describe where and how a run executes rather than what it computes.
 ENVIRONMENT_KEYS = (

@@ -1,0 +1,3 @@
+"""attention-zoo: landmark attention papers rebuilt from their equations."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,99 @@
+"""Config -> objects: the string-keyed factories behind the Hydra groups data/, model/, task/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from attention_zoo.data.captions import CaptionConfig, CaptionData
+from attention_zoo.data.cifar import CifarConfig, CifarData
+from attention_zoo.data.translation import TranslationConfig, TranslationData
+from attention_zoo.models.resnet import CifarResNet, ResNetConfig
+from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
+from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
+from attention_zoo.models.transformer import Transformer, TransformerConfig
+from attention_zoo.tasks.captioning import CaptioningTask
+from attention_zoo.tasks.classification import ClassificationTask
+from attention_zoo.tasks.translation import TranslationTask
+
+
+def _fields(cfg: Mapping[str, Any], drop: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items() if k not in drop}
+
+
+def _cifar_resnet(cfg: Mapping[str, Any], data) -> nn.Module:
+    options = _fields(cfg, ("name",))
+    options["widths"] = tuple(options["widths"])
+    options["non_local_stages"] = tuple(options["non_local_stages"])
+    return CifarResNet(ResNetConfig(**options))
+
+
+def _vocab_sizes(data) -> dict[str, int]:
+    return {"src_vocab": data.src_encoder.vocab_size, "tgt_vocab": data.tgt_encoder.vocab_size}
+
+
+def _transformer(cfg: Mapping[str, Any], data) -> nn.Module:
+    joint = data.cfg.tokenizer != "moses" and data.cfg.joint_vocab
+    if cfg["share_embeddings"] == "all" and not joint:
+        raise ValueError(
+            "model.share_embeddings=all ties the source and target embeddings and needs one vocabulary for both "
+            f"languages, but data.tokenizer={data.cfg.tokenizer} data.joint_vocab={data.cfg.joint_vocab}. Set "
+            "data.tokenizer=bpe data.joint_vocab=true, or model.share_embeddings=decoder."
+        )
+    options = _fields(cfg, ("name",))
+    options["attention_types"] = dict(options["attention_types"])
+    return Transformer(TransformerConfig(**_vocab_sizes(data), **options))
+
+
+DATA: dict[str, Callable] = {
+    "captions": lambda cfg, seed: CaptionData(CaptionConfig(**_fields(cfg, ("kind",))), seed=seed),
+    "cifar": lambda cfg, seed: CifarData(CifarConfig(**_fields(cfg, ("kind",))), seed=seed),
+    "multi30k": lambda cfg, seed: TranslationData(TranslationConfig(**_fields(cfg, ("kind",))), seed=seed),
+}
+MODELS: dict[str, Callable] = {
+    "cifar_resnet": _cifar_resnet,
+    "seq2seq": lambda cfg, data: Seq2Seq(Seq2SeqConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
+    "rnnsearch": lambda cfg, data: RNNSearch(RNNSearchConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
+    "transformer": _transformer,
+    "show_attend_tell": lambda cfg, data: ShowAttendTell(
+        ShowAttendTellConfig(vocab_size=data.encoder.vocab_size, **_fields(cfg, ("name",)))
+    ),
+}
+TASKS: dict[str, Callable] = {
+    "captioning": lambda cfg, data, run_dir: CaptioningTask(data, run_dir, **_fields(cfg, ("name",))),
+    "classification": lambda cfg, data, run_dir: ClassificationTask(data, run_dir, **_fields(cfg, ("name",))),
+    "translation": lambda cfg, data, run_dir: TranslationTask(data, run_dir, **_fields(cfg, ("name",))),
+}
+
+
+def _pick(registry: dict[str, Callable], key: str, what: str) -> Callable:
+    if key not in registry:
+        raise ValueError(f"Unknown {what} {key!r}; valid: {', '.join(sorted(registry))}.")
+    return registry[key]
+
+
+def build_data(cfg: Mapping[str, Any], seed: int):
+    return _pick(DATA, cfg["kind"], "data.kind")(cfg, seed)
+
+
+# settings that only one model has, and the config group that sets them
+MODEL_ONLY = {
+    "attention_types": ("transformer", "attention"),
+    "block_attention": ("cifar_resnet", "block"),
+    "non_local_stages": ("cifar_resnet", "block"),
+}
+
+
+def build_model(cfg: Mapping[str, Any], data) -> nn.Module:
+    for key, (model, group) in MODEL_ONLY.items():
+        if key in cfg and cfg["name"] != model:
+            raise ValueError(f"The {group} variants ({group}=..., model.{key}) apply to model={model}, not {cfg['name']}.")
+    return _pick(MODELS, cfg["name"], "model.name")(cfg, data)
+
+
+def build_task(cfg: Mapping[str, Any], data, run_dir: Path):
+    return _pick(TASKS, cfg["name"], "task.name")(cfg, data, run_dir)

@@ -1,0 +1,1 @@
+"""Datasets: loading (download when online, local copies offline) and batching."""

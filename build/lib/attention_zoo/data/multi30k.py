@@ -1,0 +1,123 @@
+"""Multi30k task 1 (Elliott et al. 2016): the official raw files, read with strict checks.
+
+https://github.com/multi30k/dataset (data/task1/raw). One sentence per line, aligned across
+de/en/fr/cs. Splits: train (29,000), val (1,014), test2016 (test_2016_flickr, 1,000).
+
+Files live in ``<data root>/multi30k/``. Online, missing files are downloaded from the
+official repository and must match their published sha256; offline, the local folder is read.
+Every file is checked: gzip integrity, UTF-8 decoding (the error names the line), and equal
+line counts on the two sides of a pair.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import urllib.request
+import zlib
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("de", "en", "fr", "cs")
+SPLIT_FILES = {"train": "train", "val": "val", "test2016": "test_2016_flickr"}
+URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/{name}"
+SHA256 = {
+    "test_2016_flickr.cs.gz": "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1",
+    "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+    "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2016_flickr.fr.gz": "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90",
+    "train.cs.gz": "a65adb8b32e3bc664f21ecba7a6e7f6950fd1f405e135f7c312faabdb6255077",
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.fr.gz": "622e75069e9f4c577425c4f277116ce66e63a2401c0a2312d90073cb12379a3c",
+    "val.cs.gz": "b63226e05c4bd5dd6a42897d74b86a1b9d2c31498252c572b1ea7f7996927fcc",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.fr.gz": "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9",
+}
+
+
+class Multi30kError(ValueError):
+    pass
+
+
+def file_name(split: str, lang: str) -> str:
+    if split not in SPLIT_FILES:
+        raise Multi30kError(f"Unknown Multi30k split {split!r}; valid: {', '.join(SPLIT_FILES)}.")
+    if lang not in LANGUAGES:
+        raise Multi30kError(f"Unknown Multi30k language {lang!r}; valid: {', '.join(LANGUAGES)}.")
+    return f"{SPLIT_FILES[split]}.{lang}.gz"
+
+
+def download_command(root: Path) -> str:
+    return f"python scripts/download_data.py multi30k --root {root}"
+
+
+def ensure_file(folder: Path, name: str, download: bool) -> Path:
+    """The local file, downloaded (and sha256-checked) first if it is missing and download is on."""
+    path = folder / name
+    if path.is_file():
+        return path
+    if not download:
+        raise FileNotFoundError(
+            f"Multi30k file {path} not found (data.download=false). Fetch the raw files with "
+            f"`{download_command(folder.parent)}` on a machine with internet, or copy them into {folder}."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{name}")
+    try:
+        log.info("Downloading %s", URL.format(name=name))
+        urllib.request.urlretrieve(URL.format(name=name), tmp)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise FileNotFoundError(
+            f"Multi30k file {path} not found and its download failed ({err}). Fetch the raw files with "
+            f"`{download_command(folder.parent)}` on a machine with internet, or copy them into {folder}."
+        ) from err
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    if digest != SHA256[name]:
+        tmp.unlink()
+        raise Multi30kError(f"Downloaded {name} has sha256 {digest}, expected {SHA256[name]}; not kept.")
+    os.replace(tmp, path)
+    return path
+
+
+def read_lines(path: Path) -> list[str]:
+    """Decoded lines of a gzip text file; named errors for truncation, bad bytes and emptiness."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise Multi30kError(f"{path} is not a complete gzip file ({err}): delete it and fetch it again.") from err
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise Multi30kError(f"{path}, line {line}: bytes that are not UTF-8 ({err.reason}).") from err
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise Multi30kError(f"{path} is empty: delete it and fetch it again.")
+    return [line.strip() for line in lines]
+
+
+def load_pairs(root: str | Path, split: str, src: str, tgt: str, download: bool = True) -> tuple[list[str], list[str]]:
+    """Aligned (source, target) sentences of one split, e.g. ``load_pairs(root, "train", "de", "en")``."""
+    if src == tgt:
+        raise Multi30kError(f"Source and target language are both {src!r}.")
+    folder = Path(root).expanduser() / "multi30k"
+    paths = [ensure_file(folder, file_name(split, lang), download) for lang in (src, tgt)]
+    sources, targets = (read_lines(p) for p in paths)
+    if len(sources) != len(targets):
+        raise Multi30kError(
+            f"Line counts differ: {paths[0]} has {len(sources)} lines, {paths[1]} has {len(targets)}. "
+            "The two sides of a split must be aligned line by line; fetch both files again."
+        )
+    empty = next((i for i, (s, t) in enumerate(zip(sources, targets)) if not s or not t), None)
+    if empty is not None:
+        raise Multi30kError(f"Empty sentence at line {empty + 1} of {paths[0] if not sources[empty] else paths[1]}.")
+    return sources, targets

@@ -1,0 +1,1 @@
+"""Training machinery shared by every paper: seeding, checkpoints, the loop, logging."""

@@ -1,0 +1,1 @@
+"""Metrics: accuracy here; sacreBLEU and COCO caption metrics with their tasks."""

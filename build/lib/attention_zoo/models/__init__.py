@@ -1,0 +1,1 @@
+"""Whole architectures assembled from the mechanisms in ``attention_zoo.attention``."""

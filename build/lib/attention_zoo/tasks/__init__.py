@@ -1,0 +1,1 @@
+"""The glue between a model and the trainer: loss, evaluation, decoding, metrics."""

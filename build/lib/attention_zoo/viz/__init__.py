@@ -1,0 +1,1 @@
+"""Figures: training curves here; attention maps with the papers that need them."""

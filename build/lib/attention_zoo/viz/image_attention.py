@@ -1,0 +1,112 @@
+"""Where a CNN's attention looks, drawn over the input images.
+
+- ``cbam_spatial_maps``: the spatial attention M_s (Woo et al. 2018, Eq. 3) of the last CBAM
+  of each stage, read with forward hooks during one forward pass.
+- ``grad_cam``: Grad-CAM (Selvaraju et al. 2017) of the last stage for the predicted class,
+  through captum; the maps of CBAM's Fig. 4, which compares them for baseline, SE and CBAM.
+- ``non_local_maps``: the weights f(x_i, x_j)/C(x) of the first non-local block for chosen query
+  positions i over all key positions j (Wang et al. 2018, Fig. 3 draws them for video).
+- ``plot_maps``: one row per image, the image and then each map overlaid on it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from attention_zoo.attention.cbam import SpatialAttention
+from attention_zoo.attention.non_local import NonLocalBlock
+from attention_zoo.viz.attention import pyplot, save_figure
+
+
+def cbam_spatial_maps(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{"M_s stage k": (B, H_k, W_k)} for the last CBAM of each stage; {} for a model without CBAM."""
+    maps: dict[str, torch.Tensor] = {}
+    hooks = []
+    for stage_index, stage in enumerate(getattr(model, "stages", [])):
+        spatial = [m for m in stage.modules() if isinstance(m, SpatialAttention)]
+        if spatial:
+            label = f"M_s stage {stage_index + 1}"
+            hooks.append(
+                spatial[-1].register_forward_hook(lambda m, i, out, label=label: maps.__setitem__(label, out[:, 0].detach()))
+            )
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return maps
+
+
+def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module, targets: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM of ``layer`` for class ``targets`` (B,), upsampled to the image size: (B, H, W)."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    cam = LayerGradCam(model, layer).attribute(images, target=targets.tolist(), relu_attributions=True)  # (B, 1, h, w)
+    return LayerAttribution.interpolate(cam, tuple(images.shape[-2:]), interpolate_mode="bilinear")[:, 0].detach()
+
+
+def non_local_maps(model: nn.Module, images: torch.Tensor, queries: Sequence[Sequence[float]]) -> dict[str, torch.Tensor]:
+    """{"query (y, x)": (B, h, w)}: the first non-local block's weights over its key grid for each
+    query, given as (y, x) fractions of the feature map; {} for a model without non-local blocks."""
+    blocks = [m for m in model.modules() if isinstance(m, NonLocalBlock)]
+    if not blocks:
+        return {}
+    captured = {}
+    hook = blocks[0].register_forward_hook(lambda m, inputs, out: captured.__setitem__("x", inputs[0]))
+    try:
+        with torch.no_grad():
+            model(images)
+            x = captured["x"]  # (B, C, H, W)
+            weights = blocks[0].attention(x)  # (B, H*W, M)
+    finally:
+        hook.remove()
+    height, width = x.shape[-2:]
+    key_height = height // 2 if blocks[0].pool is not None else height
+    maps = {}
+    for y, x_frac in queries:
+        row, col = min(int(y * height), height - 1), min(int(x_frac * width), width - 1)
+        maps[f"query ({y:g}, {x_frac:g})"] = weights[:, row * width + col].reshape(len(images), key_height, -1)
+    return maps
+
+
+def plot_maps(
+    images: torch.Tensor,
+    columns: dict[str, torch.Tensor],
+    row_labels: Sequence[str],
+    path: Path,
+    title: str = "",
+    markers: dict[str, tuple[float, float]] | None = None,
+) -> Path:
+    """images: uint8 (B, 3, H, W); columns: name -> (B, h, w) maps, each upsampled to (H, W),
+    min-max scaled per image and drawn over it; markers: name -> (y, x) fractions to mark with a cross."""
+    plt = pyplot()
+    rows, cols = len(images), 1 + len(columns)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 0.4, 1.6 * rows + 0.5), squeeze=False)
+    size = tuple(images.shape[-2:])
+    for r, image in enumerate(images):
+        picture = image.permute(1, 2, 0).cpu().numpy()
+        axes[r, 0].imshow(picture)
+        axes[r, 0].set_ylabel(row_labels[r], fontsize=7)
+        for c, (name, maps) in enumerate(columns.items(), start=1):
+            m = F.interpolate(maps[r][None, None].float().cpu(), size=size, mode="nearest")[0, 0]
+            m = (m - m.min()) / (m.max() - m.min()).clamp_min(1e-12)
+            axes[r, c].imshow(picture)
+            axes[r, c].imshow(m.numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            if markers and name in markers:
+                y, x = markers[name]
+                axes[r, c].plot(x * size[1] - 0.5, y * size[0] - 0.5, "w+", markersize=9, markeredgewidth=2)
+    for c, name in enumerate(["image", *columns]):
+        axes[0, c].set_title(name, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:  # wrapped to the figure's width (about 11 characters per inch at 9 pt)
+        fig.suptitle(textwrap.fill(title, width=int(11 * fig.get_figwidth())), fontsize=9)
+    return save_figure(fig, path)
