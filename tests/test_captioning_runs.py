@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from attention_zoo.metrics.caption import caption_scores
 from captioning_fixtures import write_flickr8k
@@ -112,34 +111,6 @@ def test_flickr8k_run_with_a_frozen_encoder_caches_its_features(train_env, tmp_p
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "completed" and {"bleu4", "meteor", "cider"} <= set(metrics["test"])
     assert "localization" not in metrics["test"]  # Flickr8k has no boxes
-
-
-def test_flickr8k_cpu_preset_trains_its_encoder_from_the_image_tar_with_and_without_attention(train_env, tmp_path):
-    """show_attend_tell_cpu on Flickr8k packed as ../shared/data ships it: soft attention draws its
-    per-word maps on the photographs; the no-attention baseline runs the same and draws none."""
-    import hashlib
-    import shutil
-    import tarfile
-
-    train_env = dict(train_env, ATTN_ZOO_DATA=str(tmp_path / "flickr_root"))
-    folder = write_flickr8k(tmp_path / "flickr_root", "original", n_per_split=4)
-    with tarfile.open(folder / "Flicker8k_Dataset.tar", "w") as tar:
-        tar.add(folder / "Flicker8k_Dataset", arcname="Flicker8k_Dataset")
-    shutil.rmtree(folder / "Flicker8k_Dataset")
-    digest = hashlib.sha256((folder / "Flicker8k_Dataset.tar").read_bytes()).hexdigest()
-    (folder / "SHA256SUMS").write_text(f"{digest}  Flicker8k_Dataset.tar\n")
-    tiny = ["data.image_size=64", "data.min_freq=1", "data.batch_size=10", *TINY_MODEL, "trainer.epochs=1"]
-    for captioner in ("soft", "none"):
-        run_train(train_env, "experiment=show_attend_tell_cpu", f"captioner={captioner}", *tiny)
-    soft, none = run_dirs(Path(train_env["ATTN_ZOO_RUNS"]), "show_attend_tell_cpu")
-    for run, attention in ((soft, "soft"), (none, "none")):
-        metrics = json.loads((run / "metrics.json").read_text())
-        assert metrics["status"] == "completed" and {"bleu1", "bleu4", "meteor", "rouge_l", "cider"} <= set(metrics["test"])
-        assert "spice" not in metrics["test"]
-        assert yaml.safe_load((run / "config.yaml").read_text())["model"]["attention"] == attention
-    assert (soft / "figures" / "attention_test_1.png").is_file() and list((soft / "figures").glob("failure_test_*.png"))
-    assert not list((none / "figures").glob("*_test_*.png"))
-    assert len(list(Path(train_env["ATTN_ZOO_CACHE"]).glob("flickr8k-images-*/Flicker8k_Dataset"))) == 1  # unpacked once
 
 
 def test_missing_flickr8k_stops_with_where_to_get_it(train_env):
