@@ -1,1 +1,0 @@
-"""Datasets: loading (download when online, local copies offline) and batching."""

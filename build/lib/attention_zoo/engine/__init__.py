@@ -1,1 +1,0 @@
-"""Training machinery shared by every paper: seeding, checkpoints, the loop, logging."""

@@ -1,1 +1,0 @@
-"""Metrics: accuracy here; sacreBLEU and COCO caption metrics with their tasks."""

@@ -1,1 +1,0 @@
-"""Whole architectures assembled from the mechanisms in ``attention_zoo.attention``."""

@@ -1,1 +1,0 @@
-"""The glue between a model and the trainer: loss, evaluation, decoding, metrics."""

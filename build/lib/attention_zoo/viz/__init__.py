@@ -1,1 +1,0 @@
-"""Figures: training curves here; attention maps with the papers that need them."""
