@@ -89,6 +89,10 @@ def _original(folder: Path) -> dict[str, list[tuple[str, list[str]]]]:
     return splits
 
 
+def _image_folder_in(folder: Path) -> Path | None:
+    return next((folder / f for f in IMAGE_FOLDERS if (folder / f).is_dir()), None)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -115,7 +119,7 @@ def _unpacked_images(archive: Path, cache_dir: Path) -> Path:
     stat = archive.stat()
     target = cache_dir / f"flickr8k-images-{(expected or f'{stat.st_size}-{stat.st_mtime_ns}')[:16]}"
     with build_lock(target):  # a second run waits for the first one's unpacking, then uses it
-        found = next((target / f for f in IMAGE_FOLDERS if (target / f).is_dir()), None)
+        found = _image_folder_in(target)
         if found is not None:
             return found
         if expected is None:
@@ -138,14 +142,14 @@ def _unpacked_images(archive: Path, cache_dir: Path) -> Path:
             with tarfile.open(archive) as packed:
                 packed.extractall(partial, filter="data")
         partial.rename(target)
-    found = next((target / f for f in IMAGE_FOLDERS if (target / f).is_dir()), None)
+    found = _image_folder_in(target)
     if found is None:
         raise Flickr8kNotFoundError(f"{archive} holds none of the image folders {', '.join(IMAGE_FOLDERS)}.")
     return found
 
 
 def _image_folder(folder: Path, cache_dir: Path | None) -> Path:
-    found = next((folder / f for f in IMAGE_FOLDERS if (folder / f).is_dir()), None)
+    found = _image_folder_in(folder)
     if found is not None:
         return found
     archive = next((folder / a for a in IMAGE_ARCHIVES if (folder / a).is_file()), None)
