@@ -3,6 +3,7 @@
     python -m attention_zoo.train experiment=resnet_cifar_cpu
     python -m attention_zoo.train -m experiment=resnet_cifar optim.lr=0.05,0.1 seed=0,1
     python -m attention_zoo.train experiment=resnet_cifar_cpu resume=auto
+    torchrun --standalone --nproc_per_node=2 -m attention_zoo.train experiment=rnnsearch_cpu
 
 Each run directory receives: config.yaml (the resolved config actually used), .hydra/,
 train.log, history.csv (per epoch), metrics.json (final test metrics, best validation,
@@ -28,11 +29,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from attention_zoo.build import build_data, build_model, build_task
 from attention_zoo.config_check import check_config
-from attention_zoo.engine import checkpoint
+from attention_zoo.engine import checkpoint, distributed
 from attention_zoo.engine.optim import build_optimizer, build_schedule
 from attention_zoo.engine.run_record import HISTORY, METRICS, write_history, write_json_atomic
 from attention_zoo.engine.runtime import git_commit, hardware_summary, resolve_device
 from attention_zoo.engine.seeding import seed_everything
+from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.trainer import (
     NonFiniteLossError,
     Trainer,
@@ -73,8 +75,15 @@ ENVIRONMENT_KEYS = (
 RESUME_MAY_CHANGE = (*ENVIRONMENT_KEYS, "trainer.epochs", "trainer.max_steps")
 
 
+def main() -> None:
+    """The console entry. Under torchrun, the processes first agree on rank 0's run folder (Hydra
+    composes the config in each of them, and a timestamped folder could differ between them)."""
+    sys.argv.extend(distributed.agree_on_run_stamp())
+    hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -87,8 +96,28 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return run(cfg, run_dir, run_name=run_name, overrides=overrides, sweep_dir=hydra_cfg.sweep.dir if sweep else None)
     except BaseException as err:
-        mark_unfinished(run_dir, err)
+        if distributed.from_environment().is_main:
+            mark_unfinished(run_dir, err)
         raise
+
+
+def prepare_data_parallel(model: torch.nn.Module, group: Distributed, trainer_cfg: TrainerConfig, seed: int):
+    """Before DDP wraps ``model``: SyncBatchNorm if asked for (GPU only: PyTorch's kernel has no
+    CPU path), and a random stream of each process's own for dropout and sampling (the weights
+    are rank 0's: DDP broadcasts them)."""
+    if trainer_cfg.sync_batchnorm:
+        if not group.active:
+            log.warning("trainer.sync_batchnorm=true has no effect in a single process.")
+        elif next(model.parameters()).device.type != "cuda":
+            raise ValueError(
+                "trainer.sync_batchnorm=true needs GPUs (PyTorch's SyncBatchNorm has no CPU kernel); on the CPU each "
+                "process normalizes its own shard: drop the option."
+            )
+        else:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if group.active:
+        seed_everything(seed + group.rank, trainer_cfg.deterministic)
+    return model
 
 
 def resume_in_place(run_dir: Path) -> Path:
@@ -150,8 +179,12 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     """Train and test one configuration; returns the best validation value of the monitored
     metric, which is what a Hydra sweeper optimizes: selection never sees the test split. A job
     of a sweep whose loss diverges records its failure and returns NaN, so the sweep goes on; a
-    single run exits with code 1."""
+    single run exits with code 1. Under torchrun every process trains its shards; rank 0 alone
+    writes the run folder, checkpoints and W&B, and tests."""
     start = time.monotonic()
+    group = distributed.from_environment()
+    if not group.is_main:  # rank 0 reports; the others only warn
+        logging.getLogger().setLevel(logging.WARNING)
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)
     check_config(config)  # every bad value named before any data is read
     commit = git_commit()  # the code this run starts from (HEAD may move while it trains)
@@ -164,13 +197,18 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         log.info(
             "Resuming from %s (epoch %d, step %d).", resume_path, stored["train_state"]["epoch"], stored["train_state"]["step"]
         )
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if group.is_main:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)
     trainer_cfg = TrainerConfig(**cfg.trainer)
     device = resolve_device(trainer_cfg.device)
+    if device.type == "cuda" and group.active:
+        device = torch.device("cuda", group.local_rank)
     data = build_data(cfg.data, cfg.seed)
+    data.shard = group
     model = build_model(cfg.model, data).to(device)
+    model = prepare_data_parallel(model, group, trainer_cfg, cfg.seed)
     if hasattr(data, "prepare"):  # e.g. caching a frozen image encoder's features once
         data.prepare(model, device)
     if trainer_cfg.channels_last:
@@ -194,7 +232,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         if logger_cfg.get("job_type") == "train":  # the default: a multirun job is a sweep trial
             logger_cfg["job_type"] = "sweep-trial"
     logger = WandbLogger(
-        logger_cfg,
+        logger_cfg if group.is_main else {**logger_cfg, "mode": "disabled"},  # one W&B run: rank 0's
         run_dir,
         config,
         monitor=task.monitor,
@@ -212,7 +250,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         device,
         logger=logger,
         run_config={**config, "wandb_id": logger.run_id},
-        epoch_callback=search_reporter(config["search"], task.monitor),
+        epoch_callback=search_reporter(config["search"], task.monitor) if group.is_main else None,
+        group=group,
     )
     if stored is not None:
         trainer.load_state_dict(stored)
@@ -223,6 +262,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     exit_code, diverged = 0, False
     try:
         trainer.fit()
+        if not group.is_main:  # rank 0 tests and writes the record
+            return trainer.state.best_metric
         with trainer.stop_at_once_on_signal():  # test and figures: a signal stops at once, naming the resume command
             test = trainer.test()
             state = trainer.state
@@ -304,7 +345,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         exit_code = 1
         raise
     finally:
-        if trainer.state.history:
+        if trainer.state.history and group.is_main:
             write_history(trainer.state.history, run_dir / HISTORY)
         logger.finish(exit_code=exit_code)
     if diverged and sweep_dir:  # one diverged trial must not end a sweep: the sweeper gets NaN and goes on

@@ -38,6 +38,7 @@ from attention_zoo.data import flickr8k, scenes
 from attention_zoo.data.flickr8k import Flickr8kNotFoundError
 from attention_zoo.data.text import WordEncoder, config_key, encoder_from_state, pad_batch, shuffled
 from attention_zoo.engine.cache import load_or_build
+from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.seeding import derived_generator
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class CaptionConfig:
 
 
 class CaptionData:
+    shard = Distributed()  # a data-parallel run sets this process's place: train batches are its shards
+
     def __init__(self, cfg: CaptionConfig, seed: int):
         check_choice("captioning data.name", cfg.name, NAMES)
         check_choice("data.group_by", cfg.group_by, GROUPINGS)
@@ -232,6 +235,7 @@ class CaptionData:
             yield from self._image_batches(epoch, start)
             return
         for rows in shuffled(self.train_batch_rows, self.seed, epoch)[start:]:
+            rows = self.shard.rows(rows)
             images = [self.train_pairs[r][0] for r in rows]
             yield {
                 "src": self._sources("train", images),
@@ -243,7 +247,7 @@ class CaptionData:
         """group_by=image: all captions of ``images_per_batch`` images, in an order fixed by (seed, epoch)."""
         images = [image for (image,) in shuffled([[i] for i in self.pairs_of_image], self.seed, epoch)]
         for first in range(start * self.images_per_batch, len(images), self.images_per_batch):
-            chunk = images[first : first + self.images_per_batch]
+            chunk = self.shard.rows(images[first : first + self.images_per_batch])  # a shard keeps whole images
             pairs = [(row, pair) for row, image in enumerate(chunk) for pair in self.pairs_of_image[image]]
             yield {
                 "src": self._sources("train", chunk),  # one row per image

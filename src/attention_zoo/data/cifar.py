@@ -31,6 +31,7 @@ from torch.nn import functional as F
 from attention_zoo.choices import check_choice
 from attention_zoo.engine.cache import build_lock
 from attention_zoo.engine.checkpoint import save_atomic
+from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.seeding import derived_generator
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,8 @@ def _read_image(loader, path: str) -> np.ndarray:
 class CifarData:
     """Train/val/test batches of normalized float images, with He et al.'s augmentation."""
 
+    shard = Distributed()  # a data-parallel run sets this process's place: train batches are its shards
+
     def __init__(self, cfg: CifarConfig, seed: int, splits: tuple[Split, Split] | None = None):
         """``splits``: (train, test) already in memory; by default loaded with :func:`load_cifar`."""
         self.cfg = cfg
@@ -217,9 +220,10 @@ class CifarData:
         for index in range(start, self.num_train_batches):
             idx = order[index * bs : (index + 1) * bs]
             images = self.train.images[idx]
-            if self.cfg.augment:
+            if self.cfg.augment:  # drawn for the whole batch, so that the shards are the one-process batch's rows
                 images = random_crop_flip(images, derived_generator(self.seed, epoch, index))
-            yield self.normalize(images), self.train.labels[idx]
+            images, labels = self.shard.take((images, self.train.labels[idx]))
+            yield self.normalize(images), labels
 
     def val_batches(self):
         return None if self.val is None else self._eval_batches(self.val)

@@ -34,6 +34,7 @@ from attention_zoo.data.text import (
     token_budget_batches,
 )
 from attention_zoo.engine.cache import load_or_build
+from attention_zoo.engine.distributed import Distributed
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test2016")
@@ -60,6 +61,8 @@ class TranslationConfig:
 
 
 class TranslationData:
+    shard = Distributed()  # a data-parallel run sets this process's place: train batches are its shards
+
     def __init__(self, cfg: TranslationConfig, seed: int):
         check_choice("data.tokenizer", cfg.tokenizer, TOKENIZERS)
         self.cfg, self.seed = cfg, seed
@@ -155,7 +158,7 @@ class TranslationData:
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         order = shuffled(self.train_batch_rows, self.seed, epoch)
         for rows in order[start:]:
-            yield self.batch("train", rows)
+            yield self.batch("train", self.shard.rows(rows))  # each process pads its own shard
 
     def eval_batches(self, split: str) -> list[dict[str, torch.Tensor]]:
         data = self.ids[split]

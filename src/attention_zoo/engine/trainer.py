@@ -4,6 +4,11 @@ The loop is task-agnostic. A *data module* hands out batches (``train_batches(ep
 must be a pure function of the epoch and the run's seed, so that a resumed run can start in
 the middle of an epoch without replaying it); a *task* turns a batch into a loss and a set
 of evaluation metrics. See ``tasks/`` and ``data/`` for the two sides.
+
+Under torchrun (``engine/distributed.py``) each process trains on its shard of every batch
+through DistributedDataParallel; the per-step numbers (items, loss, the task's sums, stop and
+checkpoint flags) are summed over the processes in one all-reduce before the backward pass, so
+every process takes the same decisions at the same step.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from attention_zoo.engine import checkpoint
+from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.runtime import autocast, autocast_dtype
 from attention_zoo.engine.seeding import capture_rng_state, restore_rng_state
 
@@ -78,6 +84,7 @@ class TrainerConfig:
     average_last_epochs: int | None = None  # test with the mean weights of the last N epochs instead of best.pt
     progress_bar: bool = True
     kill_at_step: int | None = None  # fault injection for the resume tests: SIGKILL self after this step
+    sync_batchnorm: bool = False  # data-parallel runs on GPUs: BatchNorm statistics over the global batch
 
 
 class NonFiniteLossError(RuntimeError):
@@ -125,12 +132,16 @@ class Trainer:
         logger=None,
         run_config: dict | None = None,
         epoch_callback=None,
+        group: Distributed = Distributed(),
     ):
         """``epoch_callback(row)``: called with each epoch's history row once it is checkpointed
-        (e.g. a search's pruner, which may raise to stop the run)."""
+        (e.g. a search's pruner, which may raise to stop the run). ``group``: this process's place
+        in a data-parallel run; ``data`` must already hand out this process's shards."""
         self.cfg = cfg
-        self.model = model
+        self.model = model  # the module itself: checkpoints, evaluation
         compile_model(model, cfg.compile)
+        self.group = group
+        self.train_model = data_parallel(model, group, device)  # what training steps call
         self.task = task
         self.data = data
         self.optimizer = optimizer
@@ -145,6 +156,8 @@ class Trainer:
         self.state = TrainState()
         self.test_weights = ""  # which weights the test used, for the run record
         self._stop_signal: int | None = None
+        self._stop_agreed = False  # every process stops before the next batch (the signal reached one)
+        self._checkpoint_agreed = False  # every process saves after this batch (rank 0's clock says so)
         self._last_checkpoint_time = time.monotonic()
         self._session_start = time.monotonic()
         self._elapsed_at_session_start = 0.0
@@ -175,13 +188,24 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"])
+        rng_of_ranks = state.get("rng_of_ranks", [state["rng"]])
+        if len(rng_of_ranks) != self.group.world_size:
+            log.warning(
+                "The checkpoint was written by %d process(es), this run has %d: the global batches and the schedule "
+                "are the same, but random draws (dropout, sampling) will not continue as in the original run.",
+                len(rng_of_ranks),
+                self.group.world_size,
+            )
+        restore_rng_state(rng_of_ranks[self.group.rank] if len(rng_of_ranks) == self.group.world_size else state["rng"])
         self.state = TrainState(**state["train_state"])
         self._elapsed_at_session_start = self.state.elapsed_s
         self._session_start = time.monotonic()
 
     def save_checkpoint(self) -> None:
-        checkpoint.rotate_and_save(self.state_dict(), self.last_checkpoint)
+        """Every process calls this at the same step; rank 0 writes, with each process's RNG state."""
+        rng_of_ranks = self.group.gather(capture_rng_state())
+        if self.group.is_main:
+            checkpoint.rotate_and_save({**self.state_dict(), "rng_of_ranks": rng_of_ranks}, self.last_checkpoint)
         self._last_checkpoint_time = time.monotonic()
 
     def _elapsed(self) -> float:
@@ -222,7 +246,7 @@ class Trainer:
             total=self.batches_per_epoch,
             initial=state.batch_in_epoch,
             desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
-            disable=not cfg.progress_bar,
+            disable=not (cfg.progress_bar and self.group.is_main),
             mininterval=1.0 if os.isatty(2) else 30.0,
             dynamic_ncols=True,
             leave=False,
@@ -231,9 +255,9 @@ class Trainer:
         timing = state.epoch_timing
         wait_start = time.perf_counter()
         for batch in batches:
-            if self._stop_signal is not None:
+            if self._stop_agreed or (self._stop_signal is not None and not self.group.active):
                 self.save_checkpoint()
-                raise TrainingInterrupted(self._stop_signal)
+                raise TrainingInterrupted(self._stop_signal or signal.SIGTERM)
             batch = self._to_device(batch)
             step_start = time.perf_counter()
             out = self._optimizer_step(batch)
@@ -248,7 +272,7 @@ class Trainer:
                 self._log({"train/loss": loss, "train/lr": self.optimizer.param_groups[0]["lr"]})
             if cfg.kill_at_step is not None and state.step == cfg.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
-            if time.monotonic() - self._last_checkpoint_time > 60 * cfg.checkpoint_every_minutes:
+            if self._checkpoint_agreed:
                 self.save_checkpoint()
             if self._budget_spent() or state.batch_in_epoch >= self.batches_per_epoch:
                 break
@@ -256,9 +280,11 @@ class Trainer:
         bar.close()
 
     def _optimizer_step(self, batch) -> StepOutput:
+        """One step on this process's shard; returns the numbers of the global batch."""
         with autocast(self.device, self.amp_dtype):
-            out = self.task.training_step(self.model, batch)
-        loss_value = out.loss.item()
+            out = self.task.training_step(self.train_model, batch)
+        out, loss = self._agree(out)
+        loss_value = out.sums["loss"] / out.count
         if not math.isfinite(loss_value):
             where = self.last_checkpoint if self.last_checkpoint.exists() else "none yet"
             raise NonFiniteLossError(
@@ -267,7 +293,7 @@ class Trainer:
                 "Lower optim.lr, set trainer.grad_clip_norm, or use trainer.precision=fp32."
             )
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(out.loss).backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.grad_clip_norm:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
@@ -276,8 +302,26 @@ class Trainer:
         if not isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.schedule.step()
         self.state.step += 1
-        out.sums["loss"] = loss_value * out.count
         return out
+
+    def _agree(self, out: StepOutput) -> tuple[StepOutput, torch.Tensor]:
+        """Sum this step's numbers over the processes in one all-reduce: the global StepOutput
+        (sums["loss"] = loss x items) and the loss to differentiate, rescaled so that DDP's mean
+        of the processes' gradients is the gradient of the global per-item mean. Also agrees on
+        stopping (a signal reached any process) and checkpointing (rank 0's clock)."""
+        keys = sorted(out.sums)
+        checkpoint_due = time.monotonic() - self._last_checkpoint_time > 60 * self.cfg.checkpoint_every_minutes
+        local = [
+            out.count,
+            out.loss.item() * out.count,
+            *(out.sums[k] for k in keys),
+            float(self._stop_signal is not None),
+            float(checkpoint_due and self.group.is_main),
+        ]
+        count, loss_sum, *sums, stop, save = self.group.sum(local, self.device)
+        self._stop_agreed, self._checkpoint_agreed = stop > 0, save > 0
+        loss = out.loss if not self.group.active else out.loss * (out.count * self.group.world_size / count)
+        return StepOutput(loss=out.loss, count=int(count), sums={**dict(zip(keys, sums)), "loss": loss_sum}), loss
 
     def _end_epoch(self) -> None:
         state = self.state
@@ -292,7 +336,7 @@ class Trainer:
 
         val_batches = self.data.val_batches()
         if val_batches is not None:
-            val = self.evaluate(val_batches)
+            val = self.group.broadcast(self.evaluate(val_batches) if self.group.is_main else None)  # rank 0 evaluates
             row.update({f"val/{k}": v for k, v in val.items()})
             self._track_best(val[self.task.monitor], val.get("loss"))
         if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -311,7 +355,19 @@ class Trainer:
         self._log(row)
         self.save_checkpoint()
         if self.epoch_callback is not None:
-            self.epoch_callback(row)
+            self._call_on_every_rank(self.epoch_callback, row)
+
+    def _call_on_every_rank(self, callback, row: dict) -> None:
+        """``callback(row)`` on rank 0; an exception it raises (a pruned trial) is raised on every process."""
+        error = None
+        if self.group.is_main:
+            try:
+                callback(row)
+            except Exception as err:  # noqa: BLE001 - handed to every process, then raised
+                error = err
+        error = self.group.broadcast(error)
+        if error is not None:
+            raise error
 
     def _track_best(self, value: float, loss: float | None) -> None:
         """A better monitored value wins; an equal one wins with a lower validation loss
@@ -325,12 +381,15 @@ class Trainer:
         )
         if better:
             state.best_metric, state.best_loss, state.best_epoch, state.bad_epochs = value, loss, state.epoch + 1, 0
-            checkpoint.save_atomic({"model": self.model.state_dict(), "epoch": state.epoch + 1}, self.best_checkpoint)
+            if self.group.is_main:
+                checkpoint.save_atomic({"model": self.model.state_dict(), "epoch": state.epoch + 1}, self.best_checkpoint)
         else:
             state.bad_epochs += 1
 
     def _keep_epoch_weights(self, epoch: int) -> None:
         """Save this epoch's weights and drop the ones that fell out of the averaging window."""
+        if not self.group.is_main:
+            return
         checkpoint.save_atomic({"model": self.model.state_dict(), "epoch": epoch}, self.run_dir / checkpoint.EPOCH.format(epoch))
         (self.run_dir / checkpoint.EPOCH.format(epoch - self.cfg.average_last_epochs)).unlink(missing_ok=True)
 
@@ -419,6 +478,19 @@ class Trainer:
 
 
 COMPILE_MODES = ("none", "model", "attention")
+
+
+def data_parallel(model: nn.Module, group: Distributed, device: torch.device) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when ``group`` spans several processes (rank 0's
+    initial weights and buffers are broadcast, gradients averaged in the backward pass)."""
+    if not group.active:
+        return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (tasks reach its attributes through this)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def compile_model(model: nn.Module, mode: str) -> None:

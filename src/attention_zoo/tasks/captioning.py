@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from attention_zoo.data.text import PAD
-from attention_zoo.engine.trainer import StepOutput
+from attention_zoo.engine.trainer import StepOutput, unwrap
 from attention_zoo.metrics.caption import caption_scores
 from attention_zoo.metrics.localization import SceneCaptionScores
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
@@ -98,7 +98,7 @@ class CaptioningTask:
         sampled = ~out["expected"]  # (B,)
         if not sampled.any():
             return torch.zeros((), device=reward.device)
-        baseline = model.reward_baseline
+        baseline = unwrap(model).reward_baseline  # (a buffer; DDP broadcasts rank 0's before each forward)
         log_p_s = (out["log_p_locations"] * mask).sum(dim=1)  # (B,) log p(s̃ | a)
         entropy = (out["entropies"] * mask).sum(dim=1)  # (B,)
         terms = self.reinforce_weight * (reward - baseline) * log_p_s + self.entropy_weight * entropy
