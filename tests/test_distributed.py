@@ -13,11 +13,11 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, entrypoint_env, run_dirs, run_train
-from multi30k_corpus import write_corpus
 
 from attention_zoo.data.captions import CaptionConfig, CaptionData
 from attention_zoo.engine.distributed import Distributed
+from conftest import REPO, entrypoint_env, run_dirs, run_train
+from multi30k_corpus import write_corpus
 
 TINY_TRANSFORMER = (
     "experiment=transformer",
@@ -46,7 +46,16 @@ TINY_TRANSFORMER = (
 
 def torchrun(env: dict, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "attention_zoo.train", *overrides],
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "attention_zoo.train",
+            *overrides,
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -71,8 +80,12 @@ def runs(tmp_path_factory) -> dict:
     one, two = entrypoint_env(root / "data", root / "one"), entrypoint_env(root / "data", root / "two")
     run_train(one, *TINY_TRANSFORMER)
     torchrun(two, *TINY_TRANSFORMER)
-    return {"root": root, "data": root / "data", "one": run_dirs(root / "one" / "runs", "transformer"),
-            "two": run_dirs(root / "two" / "runs", "transformer")}
+    return {
+        "root": root,
+        "data": root / "data",
+        "one": run_dirs(root / "one" / "runs", "transformer"),
+        "two": run_dirs(root / "two" / "runs", "transformer"),
+    }
 
 
 def test_two_processes_on_half_batches_give_the_losses_of_one_process_on_whole_batches(runs):

@@ -45,6 +45,8 @@ def test_the_console_scripts_of_a_built_wheel_find_their_configs_outside_the_che
     for script, args, expected_text in (
         ("attention-zoo-train", ["experiment=resnet_cifar", "--cfg", "job"], "experiment_name: resnet_cifar"),
         ("attention-zoo-search", ["--help"], "Optuna"),
+        ("attention-zoo-predict", ["--help"], "Translate, caption or classify"),
+        ("attention-zoo-export", ["--help"], "loads without the training data"),
     ):
         proc = subprocess.run(
             [str(target / "bin" / script), *args], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300

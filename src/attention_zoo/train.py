@@ -5,7 +5,8 @@
     python -m attention_zoo.train experiment=resnet_cifar_cpu resume=auto
     torchrun --standalone --nproc_per_node=2 -m attention_zoo.train experiment=rnnsearch_cpu
 
-Each run directory receives: config.yaml (the resolved config actually used), .hydra/,
+Each run directory receives: config.yaml (the resolved config actually used), model_inputs.json
+(tokenizers, class names, image statistics: see portable.py), .hydra/,
 train.log, history.csv (per epoch), metrics.json (final test metrics, best validation,
 wall time, hardware, versions, git commit, seed), last.pt/best.pt checkpoints, curves.png,
 the task's figures under figures/ (e.g. alignment matrices), and the offline W&B run under wandb/.
@@ -30,11 +31,11 @@ from omegaconf import DictConfig, OmegaConf
 from attention_zoo.build import build_data, build_model, build_task
 from attention_zoo.config_check import check_config
 from attention_zoo.engine import checkpoint, distributed
+from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.optim import build_optimizer, build_schedule
 from attention_zoo.engine.run_record import HISTORY, METRICS, write_history, write_json_atomic
 from attention_zoo.engine.runtime import git_commit, hardware_summary, resolve_device
 from attention_zoo.engine.seeding import seed_everything
-from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.trainer import (
     NonFiniteLossError,
     Trainer,
@@ -43,6 +44,7 @@ from attention_zoo.engine.trainer import (
     batches_per_epoch,
 )
 from attention_zoo.engine.wandb_logger import WandbLogger
+from attention_zoo.portable import write_model_inputs
 from attention_zoo.viz.curves import plot_history
 
 log = logging.getLogger("attention_zoo.train")
@@ -207,6 +209,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         device = torch.device("cuda", group.local_rank)
     data = build_data(cfg.data, cfg.seed)
     data.shard = group
+    if group.is_main:  # tokenizers, classes, image statistics: the model can be used without the data
+        write_model_inputs(data, run_dir)
     model = build_model(cfg.model, data).to(device)
     model = prepare_data_parallel(model, group, trainer_cfg, cfg.seed)
     if hasattr(data, "prepare"):  # e.g. caching a frozen image encoder's features once

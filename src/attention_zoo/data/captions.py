@@ -36,9 +36,10 @@ import torch
 from attention_zoo.choices import check_choice
 from attention_zoo.data import flickr8k, scenes
 from attention_zoo.data.flickr8k import Flickr8kNotFoundError
+from attention_zoo.data.images import read_rgb, to_square
 from attention_zoo.data.text import WordEncoder, config_key, encoder_from_state, pad_batch, shuffled
 from attention_zoo.engine.cache import load_or_build
-from attention_zoo.engine.distributed import Distributed
+from attention_zoo.engine.distributed import SINGLE_PROCESS, Distributed
 from attention_zoo.engine.seeding import derived_generator
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class CaptionConfig:
 
 
 class CaptionData:
-    shard = Distributed()  # a data-parallel run sets this process's place: train batches are its shards
+    shard: Distributed = SINGLE_PROCESS  # a data-parallel run sets this process's place: train batches are its shards
 
     def __init__(self, cfg: CaptionConfig, seed: int):
         check_choice("captioning data.name", cfg.name, NAMES)
@@ -160,12 +161,8 @@ class CaptionData:
 
     def _read(self, path: Path) -> torch.Tensor:
         """(3, image_size, image_size) uint8; resized only if the file is not at that size already."""
-        from PIL import Image
-        from torchvision.transforms.v2 import functional as TF
-
         try:
-            with Image.open(path) as image:
-                pixels = TF.pil_to_tensor(image.convert("RGB"))  # (3, H, W)
+            pixels = read_rgb(path)  # (3, H, W)
         except OSError as err:  # PIL: "cannot identify image file", "image file is truncated", ...
             unpacked = Path(path).resolve().is_relative_to(Path(self.cfg.cache_dir).expanduser().resolve())
             fix = (
@@ -174,15 +171,22 @@ class CaptionData:
                 else "replace it from the original archive"
             )
             raise Flickr8kNotFoundError(f"Cannot read the image {path} ({err}): {fix}. No image is ever skipped.") from None
-        size = self.cfg.image_size
-        if pixels.shape[1:] != (size, size):
-            pixels = TF.center_crop(TF.resize(pixels, round(size * 256 / 224), antialias=True), [size, size])
-        return pixels
+        return to_square(pixels, self.cfg.image_size)
+
+    @property
+    def pixel_statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel: ImageNet's for photographs, fixed ones for the scenes."""
+        return (IMAGENET_MEAN, IMAGENET_STD) if self.images is None else ((0.5,) * 3, (0.25,) * 3)
 
     def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(IMAGENET_MEAN if self.images is None else (0.5,) * 3).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD if self.images is None else (0.25,) * 3).view(1, 3, 1, 1)
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in self.pixel_statistics)
         return (pixels.float() / 255 - mean) / std
+
+    def model_inputs(self) -> dict:
+        """What turns an image into this model's input and its output ids into words (model_inputs.json)."""
+        mean, std = self.pixel_statistics
+        size = self.cfg.scenes_image_size if self.images is not None else self.cfg.image_size
+        return {"task": "captioning", "words": self.encoder.state(), "image_size": size, "mean": list(mean), "std": list(std)}
 
     def prepare(self, model: torch.nn.Module, device: torch.device) -> None:
         """Called by the entrypoint once the model is built: caches the features of a frozen encoder."""

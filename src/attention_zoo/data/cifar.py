@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from attention_zoo.choices import check_choice
 from attention_zoo.engine.cache import build_lock
 from attention_zoo.engine.checkpoint import save_atomic
-from attention_zoo.engine.distributed import Distributed
+from attention_zoo.engine.distributed import SINGLE_PROCESS, Distributed
 from attention_zoo.engine.seeding import derived_generator
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def _read_image(loader, path: str) -> np.ndarray:
 class CifarData:
     """Train/val/test batches of normalized float images, with He et al.'s augmentation."""
 
-    shard = Distributed()  # a data-parallel run sets this process's place: train batches are its shards
+    shard: Distributed = SINGLE_PROCESS  # a data-parallel run sets this process's place: train batches are its shards
 
     def __init__(self, cfg: CifarConfig, seed: int, splits: tuple[Split, Split] | None = None):
         """``splits``: (train, test) already in memory; by default loaded with :func:`load_cifar`."""
@@ -209,6 +209,16 @@ class CifarData:
             self.mean.flatten().tolist(),
             self.std.flatten().tolist(),
         )
+
+    def model_inputs(self) -> dict:
+        """What turns an image into this model's input and its output into class names (model_inputs.json)."""
+        return {
+            "task": "classification",
+            "classes": list(self.class_names),
+            "image_size": int(self.train.images.shape[-1]),
+            "mean": self.mean.flatten().tolist(),
+            "std": self.std.flatten().tolist(),
+        }
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) -> float (B, 3, H, W), zero mean and unit variance per channel."""

@@ -34,7 +34,7 @@ from attention_zoo.data.text import (
     token_budget_batches,
 )
 from attention_zoo.engine.cache import load_or_build
-from attention_zoo.engine.distributed import Distributed
+from attention_zoo.engine.distributed import SINGLE_PROCESS, Distributed
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test2016")
@@ -61,7 +61,7 @@ class TranslationConfig:
 
 
 class TranslationData:
-    shard = Distributed()  # a data-parallel run sets this process's place: train batches are its shards
+    shard: Distributed = SINGLE_PROCESS  # a data-parallel run sets this process's place: train batches are its shards
 
     def __init__(self, cfg: TranslationConfig, seed: int):
         check_choice("data.tokenizer", cfg.tokenizer, TOKENIZERS)
@@ -143,6 +143,10 @@ class TranslationData:
             for split, (sources, targets) in raw.items()
         }
         return {"encoders": {"src": src_enc.state(), "tgt": tgt_enc.state()}, "splits": splits}
+
+    def model_inputs(self) -> dict:
+        """The source and target tokenizers (model_inputs.json): a trained model translates without the corpus."""
+        return {"task": "translation", "src": self.src_encoder.state(), "tgt": self.tgt_encoder.state()}
 
     def batch(self, split: str, rows: list[int]) -> dict[str, torch.Tensor]:
         """The given sentence pairs of a split as one padded batch: src (B, S), src_len (B,), tgt (B, T), index (B,)."""

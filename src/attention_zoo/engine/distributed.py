@@ -100,6 +100,9 @@ class Distributed:
         return values
 
 
+SINGLE_PROCESS = Distributed()
+
+
 def from_environment() -> Distributed:
     """Join the process group that the launcher describes, once: torchrun's RANK/WORLD_SIZE/
     LOCAL_RANK, or a submitit job of several tasks (``hydra/launcher=slurm``: one task per GPU),
@@ -111,7 +114,7 @@ def from_environment() -> Distributed:
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return Distributed()
+        return SINGLE_PROCESS
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         if torch.cuda.is_available():

@@ -30,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from attention_zoo.engine import checkpoint
-from attention_zoo.engine.distributed import Distributed
+from attention_zoo.engine.distributed import SINGLE_PROCESS, Distributed
 from attention_zoo.engine.runtime import autocast, autocast_dtype
 from attention_zoo.engine.seeding import capture_rng_state, restore_rng_state
 
@@ -132,7 +132,7 @@ class Trainer:
         logger=None,
         run_config: dict | None = None,
         epoch_callback=None,
-        group: Distributed = Distributed(),
+        group: Distributed = SINGLE_PROCESS,
     ):
         """``epoch_callback(row)``: called with each epoch's history row once it is checkpointed
         (e.g. a search's pruner, which may raise to stop the run). ``group``: this process's place
