@@ -66,6 +66,7 @@ ENVIRONMENT_KEYS = (
     "trainer.device",
     "trainer.progress_bar",
     "trainer.kill_at_step",
+    "trainer.sync_batchnorm",  # how a data-parallel run executes, like the number of processes (not in the config)
     "trainer.checkpoint_every_minutes",
     "trainer.log_every_steps",
     "task.figure_sentences",
