@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 from sacremoses import MosesTokenizer
 
 from attention_zoo.build import build_task
+from attention_zoo.data import multi30k
 from attention_zoo.data.multi30k import load_pairs
 from attention_zoo.engine.runtime import hardware_summary
 from attention_zoo.finished_run import load_run, weights_used
@@ -116,7 +117,8 @@ def evaluate(
     weights: str | None = None,
     beam_stop: str | None = None,
 ) -> dict:
-    cfg, data, model = load_run(run, data_root, weights=weights)
+    split = split if split == "val" else multi30k.split_name(split)
+    cfg, data, model = load_run(run, data_root, weights=weights, test_set=None if split == "val" else split)
     if length_penalty is not None:
         cfg.task.length_penalty = length_penalty
     if beam_stop is not None or "beam_stop" not in cfg.task:  # a run from before the option: today's default
@@ -188,7 +190,12 @@ def main(argv: list[str] | None = None) -> None:
     length.add_argument("--data-root", type=Path, default=Path(os.environ.get("ATTN_ZOO_DATA", "data")))
     evaluation = commands.add_parser("evaluate", help="decode a split with the best weights at another beam width")
     evaluation.add_argument("run", type=Path)
-    evaluation.add_argument("--split", choices=("test2016", "val"), default="test2016")
+    evaluation.add_argument(
+        "--split",
+        choices=("val", *multi30k.TEST_SETS, *(multi30k.SPLIT_FILES[t] for t in multi30k.TEST_SETS)),
+        default="test2016",
+        help="val or a test set: test2016 test2017 test2017_mscoco test2018, or their file names (test_2017_flickr, ...)",
+    )
     evaluation.add_argument("--beam", type=int, default=1, help="1 = greedy")
     evaluation.add_argument("--length-penalty", type=float, help="GNMT alpha; default: the run's")
     evaluation.add_argument("--data-root", type=Path, help="where multi30k/ lies, if not where the run found it")

@@ -108,3 +108,12 @@ def test_every_preset_passes_the_value_checks(compose_cfg):
 
     for experiment in sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml")):
         assert invalid_settings(OmegaConf.to_container(compose_cfg([f"experiment={experiment}"]), resolve=True)) == [], experiment
+
+
+def test_a_setting_added_later_counts_as_the_value_older_records_used():
+    from attention_zoo.train import config_differences
+
+    older = {"data": {"kind": "multi30k", "src": "de"}}  # recorded before data.test_set existed
+    assert config_differences({"data": {"kind": "multi30k", "src": "de", "test_set": "test2016"}}, older) == {}
+    now = {"data": {"kind": "multi30k", "src": "de", "test_set": "test2017"}}
+    assert config_differences(now, older) == {"data.test_set": ("test2016", "test2017")}

@@ -1,6 +1,8 @@
 """Multi30k reading: strict checks with named errors, encoders, batching, the encoded cache."""
 
 import gzip
+import hashlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,8 +77,55 @@ def test_truncated_and_empty_gzip_and_bad_bytes(tmp_path):
 def test_unknown_language_and_split_list_valid_ones():
     with pytest.raises(multi30k.Multi30kError, match="valid: de, en, fr, cs"):
         multi30k.file_name("train", "es")
-    with pytest.raises(multi30k.Multi30kError, match="valid: train, val, test2016"):
-        multi30k.file_name("test2017", "de")
+    with pytest.raises(
+        multi30k.Multi30kError, match=r"valid: train, val, test2016 \(test_2016_flickr\), test2017 \(test_2017_flickr\)"
+    ):
+        multi30k.file_name("test2019", "de")
+
+
+@pytest.mark.parametrize(
+    ("name", "file"),
+    [
+        ("test2017", "test_2017_flickr.de.gz"),
+        ("test_2017_flickr", "test_2017_flickr.de.gz"),
+        ("test2017_mscoco", "test_2017_mscoco.de.gz"),
+        ("test_2018_flickr", "test_2018_flickr.de.gz"),
+    ],
+)
+def test_every_official_test_set_is_named_by_key_or_file_name(name, file):
+    assert multi30k.file_name(name, "de") == file
+
+
+def test_another_test_set_is_the_one_a_run_tests_on(tmp_path):
+    folder = write_corpus(tmp_path)
+    pairs = (["Ein Vogel singt.", "Ein Boot fährt."], ["A bird sings.", "A boat sails."])
+    for lang, lines in zip(("de", "en"), pairs):
+        with gzip.open(folder / f"test_2017_mscoco.{lang}.gz", "wt", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    cfg = dict(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), download=False, min_freq=1)
+    data = TranslationData(TranslationConfig(**cfg, test_set="test_2017_mscoco"), seed=0)
+    assert data.test_split == "test2017_mscoco" and data.references["test2017_mscoco"] == pairs[1]
+    (batch,) = data.test_batches()
+    assert batch["index"].tolist() == [0, 1] and "test2016" not in data.references  # only the chosen set is read
+    fetch = r"download_data\.py multi30k --root \S+ --test-sets test2018 --langs de`"
+    with pytest.raises(FileNotFoundError, match=r"test_2018_flickr\.de\.gz not found .*" + fetch):
+        TranslationData(TranslationConfig(**cfg, test_set="test2018"), seed=0)
+    with pytest.raises(ValueError, match="data.test_set"):
+        TranslationData(TranslationConfig(**cfg, test_set="val"), seed=0)
+
+
+def test_a_test_set_without_a_pinned_sum_is_kept_with_its_sum_written_beside_it(tmp_path, monkeypatch):
+    content = gzip.compress(b"A bird sings.\n")
+
+    def fake_download(url, path):
+        assert url.endswith("/test_2018_flickr.en.gz")
+        Path(path).write_bytes(content)
+
+    monkeypatch.setattr(multi30k.urllib.request, "urlretrieve", fake_download)
+    path = multi30k.ensure_file(tmp_path / "multi30k", "test_2018_flickr.en.gz", download=True)
+    assert path.read_bytes() == content
+    digest = hashlib.sha256(content).hexdigest()
+    assert (tmp_path / "multi30k" / "test_2018_flickr.en.gz.sha256").read_text() == f"{digest}  test_2018_flickr.en.gz\n"
 
 
 def test_word_encoder_vocabulary_min_freq_and_round_trip():

@@ -32,6 +32,7 @@ from attention_zoo.build import build_data, build_model
 from attention_zoo.data.text import encoder_from_state
 from attention_zoo.engine import checkpoint
 from attention_zoo.engine.run_record import METRICS, write_json_atomic
+from attention_zoo.finished_run import weights_used
 
 log = logging.getLogger(__name__)
 MODEL_INPUTS = "model_inputs.json"
@@ -104,15 +105,13 @@ def run_model_inputs(run_dir: Path, config: dict) -> dict:
 
 
 def tested_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The weights the run's test used (metrics.json says which), else best.pt, else last.pt."""
-    metrics = run_dir / METRICS
-    used = json.loads(metrics.read_text()).get("test_weights", "") if metrics.is_file() else ""
-    candidates = [checkpoint.AVERAGED] if used.startswith("average") else []
-    candidates += [checkpoint.BEST, checkpoint.LAST]
-    for name in candidates:
-        if (run_dir / name).is_file():
-            return checkpoint.load(run_dir / name, torch.device("cpu"))["model"], f"{run_dir / name} ({used or 'no test yet'})"
-    raise FileNotFoundError(f"{run_dir} holds no weights ({', '.join(candidates)}): the run saved no checkpoint yet.")
+    """The weights the run's test used (averaged.pt or best.pt), else the last ones."""
+    path = weights_used(run_dir)
+    if not path.is_file():
+        path = run_dir / checkpoint.LAST
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} holds no weights (averaged.pt, best.pt or last.pt): the run saved no checkpoint yet.")
+    return checkpoint.load(path, torch.device("cpu"))["model"], str(path)
 
 
 def model_config(config: dict) -> dict:

@@ -420,10 +420,18 @@ def check_resume_config(current: dict, stored: dict, path: Path) -> None:
         )
 
 
+# Settings added after runs were recorded, with the value that those older runs used.
+ADDED_SETTINGS = {"data.test_set": "test2016"}
+
+
 def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] = ENVIRONMENT_KEYS) -> dict[str, tuple[Any, Any]]:
     """{dotted key: (stored value, current value)} where two resolved configs differ (a key one of
-    them lacks counts, as None), sorted by key, leaving out the keys that start with ``may_differ``."""
+    them lacks counts, as None, unless ADDED_SETTINGS gives its older value), sorted by key,
+    leaving out the keys that start with ``may_differ``."""
     now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k != "wandb_id"})
+    for key, value in ADDED_SETTINGS.items():
+        if key in now and key not in before:
+            before[key] = value
     keys = sorted(key for key in now.keys() | before.keys() if now.get(key) != before.get(key) and not key.startswith(may_differ))
     return {key: (before.get(key), now.get(key)) for key in keys}
 

@@ -1,10 +1,14 @@
 """Multi30k task 1 (Elliott et al. 2016): the official raw files, read with strict checks.
 
 https://github.com/multi30k/dataset (data/task1/raw). One sentence per line, aligned across
-de/en/fr/cs. Splits: train (29,000), val (1,014), test2016 (test_2016_flickr, 1,000).
+de/en/fr/cs. Splits: train (29,000), val (1,014) and the four official test sets: test2016
+(test_2016_flickr, 1,000), test2017 (test_2017_flickr, 1,000), test2017_mscoco (test_2017_mscoco,
+461) and test2018 (test_2018_flickr, 1,071); each is also accepted by its file name.
 
 Files live in ``<data root>/multi30k/``. Online, missing files are downloaded from the
-official repository and must match their published sha256; offline, the local folder is read.
+official repository and must match their sha256 (pinned here for train, val and test2016; the
+2017 and 2018 sets' sums could not be read from this offline machine, so their first download's sum
+is logged and written beside the file as <file>.sha256); offline, the local folder is read.
 Every file is checked: gzip integrity, UTF-8 decoding (the error names the line), and equal
 line counts on the two sides of a pair.
 """
@@ -22,7 +26,15 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 LANGUAGES = ("de", "en", "fr", "cs")
-SPLIT_FILES = {"train": "train", "val": "val", "test2016": "test_2016_flickr"}
+SPLIT_FILES = {
+    "train": "train",
+    "val": "val",
+    "test2016": "test_2016_flickr",
+    "test2017": "test_2017_flickr",
+    "test2017_mscoco": "test_2017_mscoco",
+    "test2018": "test_2018_flickr",
+}
+TEST_SETS = tuple(split for split in SPLIT_FILES if split.startswith("test"))
 URL = "https://github.com/multi30k/dataset/raw/master/data/task1/raw/{name}"
 SHA256 = {
     "test_2016_flickr.cs.gz": "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1",
@@ -44,7 +56,17 @@ class Multi30kError(ValueError):
     pass
 
 
+def split_name(name: str) -> str:
+    """The split key of a split or official test set name ("test_2017_flickr" -> "test2017")."""
+    by_file = {file: split for split, file in SPLIT_FILES.items()}
+    if name in SPLIT_FILES or name in by_file:
+        return by_file.get(name, name)
+    valid = ", ".join(f"{split} ({file})" if file != split else split for split, file in SPLIT_FILES.items())
+    raise Multi30kError(f"Unknown Multi30k split {name!r}; valid: {valid}.")
+
+
 def file_name(split: str, lang: str) -> str:
+    split = split_name(split)
     if split not in SPLIT_FILES:
         raise Multi30kError(f"Unknown Multi30k split {split!r}; valid: {', '.join(SPLIT_FILES)}.")
     if lang not in LANGUAGES:
@@ -52,8 +74,11 @@ def file_name(split: str, lang: str) -> str:
     return f"{SPLIT_FILES[split]}.{lang}.gz"
 
 
-def download_command(root: Path) -> str:
-    return f"python scripts/download_data.py multi30k --root {root}"
+def download_command(root: Path, name: str = "") -> str:
+    """The command that fetches the file ``name`` (all pinned files; a later test set by its key)."""
+    split = next((s for s, f in SPLIT_FILES.items() if name.startswith(f"{f}.")), "")
+    extra = f" --test-sets {split} --langs {name.split('.')[1]}" if split and name not in SHA256 else ""
+    return f"python scripts/download_data.py multi30k --root {root}{extra}"
 
 
 def ensure_file(folder: Path, name: str, download: bool) -> Path:
@@ -64,7 +89,7 @@ def ensure_file(folder: Path, name: str, download: bool) -> Path:
     if not download:
         raise FileNotFoundError(
             f"Multi30k file {path} not found (data.download=false). Fetch the raw files with "
-            f"`{download_command(folder.parent)}` on a machine with internet, or copy them into {folder}."
+            f"`{download_command(folder.parent, name)}` on a machine with internet, or copy them into {folder}."
         )
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{name}")
@@ -75,10 +100,13 @@ def ensure_file(folder: Path, name: str, download: bool) -> Path:
         tmp.unlink(missing_ok=True)
         raise FileNotFoundError(
             f"Multi30k file {path} not found and its download failed ({err}). Fetch the raw files with "
-            f"`{download_command(folder.parent)}` on a machine with internet, or copy them into {folder}."
+            f"`{download_command(folder.parent, name)}` on a machine with internet, or copy them into {folder}."
         ) from err
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    if digest != SHA256[name]:
+    if name not in SHA256:
+        log.warning("%s has no sha256 pinned here; downloaded with sha256 %s (written to %s.sha256).", name, digest, path)
+        path.with_name(f"{name}.sha256").write_text(f"{digest}  {name}\n")
+    elif digest != SHA256[name]:
         tmp.unlink()
         raise Multi30kError(f"Downloaded {name} has sha256 {digest}, expected {SHA256[name]}; not kept.")
     os.replace(tmp, path)
@@ -109,6 +137,7 @@ def load_pairs(root: str | Path, split: str, src: str, tgt: str, download: bool 
     """Aligned (source, target) sentences of one split, e.g. ``load_pairs(root, "train", "de", "en")``."""
     if src == tgt:
         raise Multi30kError(f"Source and target language are both {src!r}.")
+    split = split_name(split)
     folder = Path(root).expanduser() / "multi30k"
     paths = [ensure_file(folder, file_name(split, lang), download) for lang in (src, tgt)]
     sources, targets = (read_lines(p) for p in paths)

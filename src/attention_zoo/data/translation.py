@@ -37,7 +37,6 @@ from attention_zoo.engine.cache import load_or_build
 from attention_zoo.engine.distributed import SINGLE_PROCESS, Distributed
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test2016")
 
 
 @dataclass
@@ -58,6 +57,7 @@ class TranslationConfig:
     eval_max_tokens: int = 8192
     max_train_len: int = 100  # drop training pairs with a longer side (in tokens)
     limit_train: int | None = None  # first N training pairs (smoke runs)
+    test_set: str = "test2016"  # test2016 | test2017 | test2017_mscoco | test2018 (or the official file names)
 
 
 class TranslationData:
@@ -66,7 +66,10 @@ class TranslationData:
     def __init__(self, cfg: TranslationConfig, seed: int):
         check_choice("data.tokenizer", cfg.tokenizer, TOKENIZERS)
         self.cfg, self.seed = cfg, seed
-        raw = {split: multi30k.load_pairs(cfg.root, split, cfg.src, cfg.tgt, cfg.download) for split in SPLITS}
+        self.test_split = multi30k.split_name(cfg.test_set)
+        check_choice("data.test_set", self.test_split, multi30k.TEST_SETS)
+        self.splits = ("train", "val", self.test_split)
+        raw = {split: multi30k.load_pairs(cfg.root, split, cfg.src, cfg.tgt, cfg.download) for split in self.splits}
         if cfg.limit_train is not None:
             raw["train"] = tuple(side[: cfg.limit_train] for side in raw["train"])
         self.references = {split: targets for split, (_, targets) in raw.items()}
@@ -116,7 +119,7 @@ class TranslationData:
     def _cache_key(self) -> str:
         folder = Path(self.cfg.root).expanduser() / "multi30k"
         stamps = []
-        for split in SPLITS:
+        for split in self.splits:
             for lang in (self.cfg.src, self.cfg.tgt):
                 path = folder / multi30k.file_name(split, lang)
                 stamps.append((path.name, path.stat().st_size, path.stat().st_mtime_ns))
@@ -173,4 +176,4 @@ class TranslationData:
         return self.eval_batches("val")
 
     def test_batches(self):
-        return self.eval_batches("test2016")
+        return self.eval_batches(self.test_split)

@@ -54,10 +54,10 @@ class TranslationTask:
         self.max_len_a, self.max_len_b, self.beam_stop = max_len_a, max_len_b, beam_stop
         self.loss_normalization = loss_normalization
         self.test_details: dict = {}
-        n_test = len(data.references["test2016"])
+        n_test = len(data.references[data.test_split])
         if any(not 0 <= i < n_test for i in figure_sentences):
             raise ValueError(
-                f"task.figure_sentences={list(figure_sentences)} must index the {n_test} test2016 sentences "
+                f"task.figure_sentences={list(figure_sentences)} must index the {n_test} {data.test_split} sentences "
                 f"(0..{n_test - 1}); set task.figure_sentences=[] to draw no alignment figures."
             )
         self.figure_sentences = list(figure_sentences)
@@ -80,7 +80,7 @@ class TranslationTask:
         """Loss and perplexity under teacher forcing, then BLEU/chrF of decoded output."""
         beam = self.test_beam if split == "test" else 1
         metrics, rows, hypotheses = self.translate(model, batches, beam)
-        split_name = "test2016" if split == "test" else "val"
+        split_name = self.data.test_split if split == "test" else "val"
         references = [self.data.references[split_name][row] for row in rows]  # all of them, but for smoke runs
         scores = translation_scores(hypotheses, references, self.data.cfg.tgt)
         if split == "test" and self.output_dir is not None:
@@ -125,15 +125,16 @@ class TranslationTask:
 
     @torch.no_grad()
     def figures(self, model: nn.Module) -> dict[str, Path]:
-        """Alignment matrices (Bahdanau Fig. 3) of the ``figure_sentences`` of test2016 as the model
-        translates them with beam search: <run>/figures/alignment_test2016_<i>.png, by W&B key.
+        """Alignment matrices (Bahdanau Fig. 3) of the ``figure_sentences`` of the test set as the
+        model translates them with beam search: <run>/figures/alignment_<test set>_<i>.png, by W&B key.
         Models without attention (seq2seq) draw none. Models that expose ``attention_weights``
         (the Transformer) also draw every head of their last layer's attentions for the first
-        sentence (Vaswani et al. Figs. 3-5): figures/heads_<kind>_test2016_<i>.png."""
+        sentence (Vaswani et al. Figs. 3-5): figures/heads_<kind>_<test set>_<i>.png."""
         if self.output_dir is None or not self.figure_sentences:
             return {}
         device = next(model.parameters()).device
-        batch = self.data.batch("test2016", self.figure_sentences)
+        test = self.data.test_split
+        batch = self.data.batch(test, self.figure_sentences)
         src, src_len = batch["src"].to(device), batch["src_len"].to(device)
         model.eval()
         hyps = self.beam_search(model, src, src_len, self.test_beam)
@@ -141,13 +142,13 @@ class TranslationTask:
         for row, hyp, source, length in zip(self.figure_sentences, hyps, batch["src"], batch["src_len"].tolist()):
             if hyp.attention is None:
                 return {}
-            name = f"alignment_test2016_{row}"
+            name = f"alignment_{test}_{row}"
             figures[f"figures/{name}"] = plot_alignment(
                 hyp.attention[:, :length],  # (T + 1, S): the <eos> step included, padding dropped
                 self.data.src_encoder.token_strings(source[:length].tolist()),
                 [*self.data.tgt_encoder.token_strings(hyp.tokens), "<eos>"],
                 self.output_dir / "figures" / f"{name}.png",
-                title=f"test2016 #{row}, beam {self.test_beam}",
+                title=f"{test} #{row}, beam {self.test_beam}",
             )
         if hasattr(model, "attention_weights"):
             figures.update(self._head_figures(model, batch, hyps[0]))
@@ -168,12 +169,12 @@ class TranslationTask:
         figures = {}
         for kind, layers in weights.items():
             keys, queries = axes[kind]
-            name = f"heads_{kind}_test2016_{row}"
+            name = f"heads_{kind}_{self.data.test_split}_{row}"
             figures[f"figures/{name}"] = plot_heads(
                 layers[-1][0],
                 keys,
                 queries,
                 self.output_dir / "figures" / f"{name}.png",
-                title=f"test2016 #{row}: {kind.replace('_', '-')} attention, layer {len(layers)}, every head",
+                title=f"{self.data.test_split} #{row}: {kind.replace('_', '-')} attention, layer {len(layers)}, every head",
             )
         return figures
