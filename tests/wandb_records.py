@@ -85,3 +85,21 @@ def defined_metrics(run_folder: Path) -> dict[str, int]:
         for record in read_records(run_file)
         if record.WhichOneof("record_type") == "metric"
     }
+
+
+def logged_table(run_folder: Path, key: str) -> dict:
+    """The wandb.Table logged under ``key``: {"columns": [...], "data": [[...], ...]}. In the run's
+    own copy an image cell reads "Image"; the images are files of the run_table artifact (below)."""
+    (row,) = [r for r in logged_history(run_folder) if key in r]
+    assert row[key]["_type"] == "table-file"
+    return json.loads((Path(run_folder) / "files" / row[key]["path"]).read_text())
+
+
+def logged_artifacts(run_folder: Path) -> dict[str, dict]:
+    """Artifacts the run logged: name -> {"type", "files"}."""
+    (run_file,) = Path(run_folder).glob("run-*.wandb")
+    return {
+        record.artifact.name: {"type": record.artifact.type, "files": sorted(m.path for m in record.artifact.manifest.contents)}
+        for record in read_records(run_file)
+        if record.WhichOneof("record_type") == "artifact"
+    }

@@ -44,7 +44,7 @@ from attention_zoo.engine.trainer import (
     batches_per_epoch,
 )
 from attention_zoo.engine.wandb_logger import WandbLogger
-from attention_zoo.portable import write_model_inputs
+from attention_zoo.portable import export, write_model_inputs
 from attention_zoo.viz.curves import plot_history
 
 log = logging.getLogger("attention_zoo.train")
@@ -102,6 +102,15 @@ def hydra_main(cfg: DictConfig) -> float | None:
         if distributed.from_environment().is_main:
             mark_unfinished(run_dir, err)
         raise
+
+
+def log_artifacts(logger: WandbLogger, run_dir: Path, history: list[dict], test: dict) -> None:
+    """logger.artifacts=true: the model (one exported file, portable.py) and the run record
+    (metrics.json, history.csv, config.yaml) as W&B Artifacts of this run."""
+    write_history(history, run_dir / HISTORY)
+    model_file = export(run_dir, run_dir / "model.pt")
+    logger.log_artifact(f"model-{logger.run_id}", "model", [model_file], metadata={"test": test})
+    logger.log_artifact(f"results-{logger.run_id}", "results", [run_dir / METRICS, run_dir / HISTORY, run_dir / "config.yaml"])
 
 
 def prepare_data_parallel(model: torch.nn.Module, group: Distributed, trainer_cfg: TrainerConfig, seed: int):
@@ -286,6 +295,9 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
             figures = task.figures(trainer.model) if hasattr(task, "figures") else {}
             if figures:
                 logger.log_images(figures, step=state.step)
+            table = task.prediction_table(trainer.model) if hasattr(task, "prediction_table") else None
+            if table is not None:
+                logger.log_table("test/predictions", *table, step=state.step)
         write_json_atomic(
             {
                 "experiment": cfg.experiment_name,
@@ -313,6 +325,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
             run_dir / METRICS,
         )
         log.info("test: %s", "  ".join(f"{k}={v:.4f}" for k, v in test.items()))
+        if logger_cfg.get("artifacts") and logger.mode != "disabled":
+            log_artifacts(logger, run_dir, state.history, test)
         if state.best_metric is None:
             log.warning("No validation value to return to a sweeper (no validation split); returning None.")
         return state.best_metric

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from attention_zoo.choices import check_choice
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,24 @@ class WandbLogger:
     def log_images(self, images: Mapping[str, str | Path], step: int | None = None) -> None:
         """Log image files (figures) by key."""
         self.run.log({key: self._wandb.Image(str(path)) for key, path in images.items()}, step=step)
+
+    def log_table(self, key: str, columns: list[str], rows: list[list], step: int | None = None) -> None:
+        """A wandb.Table; tensor cells are images: uint8 (3, H, W) pictures or (H, W) maps."""
+
+        def cell(value):
+            if isinstance(value, torch.Tensor):
+                array = value.permute(1, 2, 0).cpu().numpy() if value.ndim == 3 else value.cpu().numpy()
+                return self._wandb.Image(array)
+            return value
+
+        self.run.log({key: self._wandb.Table(columns=columns, data=[[cell(v) for v in row] for row in rows])}, step=step)
+
+    def log_artifact(self, name: str, kind: str, files: list[Path], metadata: dict | None = None) -> None:
+        """``files`` as one W&B Artifact (uploaded when online; recorded in the offline run, sent by wandb sync)."""
+        artifact = self._wandb.Artifact(name, type=kind, metadata=metadata or {})
+        for path in files:
+            artifact.add_file(str(path))
+        self.run.log_artifact(artifact)
 
     def summary(self, values: Mapping[str, Any]) -> None:
         self.run.summary.update(dict(values))

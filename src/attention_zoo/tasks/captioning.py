@@ -38,6 +38,7 @@ from attention_zoo.tasks.decoding import beam_search, greedy_decode
 from attention_zoo.viz.caption_attention import plot_caption_attention
 
 log = logging.getLogger(__name__)
+TABLE_IMAGES = 32  # test images in the W&B predictions table
 
 
 def doubly_stochastic_penalty(alphas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,6 +77,7 @@ class CaptioningTask:
         self.figure_images = list(figure_images)
         self.failure_cases = failure_cases
         self.test_cider: dict[int, float] = {}  # test image -> its CIDEr, from the last test evaluation
+        self.test_captions: dict[int, str] = {}  # test image -> its caption, from the last test evaluation
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> StepOutput:
         captions_in, targets = batch["captions"][:, :-1], batch["captions"][:, 1:]  # (B, T) each
@@ -138,7 +140,7 @@ class CaptioningTask:
         if scene_scores is not None:
             metrics.update(scene_scores.summary())
         if split == "test":
-            self.test_cider = dict(zip(indices, cider_each))
+            self.test_cider, self.test_captions = dict(zip(indices, cider_each)), dict(zip(indices, captions))
         if split == "test" and self.output_dir is not None:
             records = [
                 {"index": i, "caption": c, "cider": round(d, 4), "references": r}
@@ -150,6 +152,31 @@ class CaptioningTask:
     def failure_images(self) -> list[int]:
         """The ``failure_cases`` test images with the lowest CIDEr in the last test evaluation."""
         return sorted(self.test_cider, key=lambda i: (self.test_cider[i], i))[: self.failure_cases]
+
+    def prediction_table(self, model: nn.Module, limit: int = TABLE_IMAGES) -> tuple[list[str], list[list]] | None:
+        """The first ``limit`` test images: image, caption, references, CIDEr, and the per-word
+        attention overlay of the caption (None without attention)."""
+        if not self.test_captions:
+            return None
+        import tempfile
+
+        from attention_zoo.data.images import read_rgb
+
+        indices = sorted(self.test_captions)[:limit]
+        device = next(model.parameters()).device
+        model.eval()
+        attends = model.cfg.attention != "none"
+        hyps = self.decode(model, self.data.batch("test", indices)["src"].to(device), self.test_beam) if attends else []
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for k, (index, image) in enumerate(zip(indices, self.data.pixels("test", indices))):
+                overlay = None
+                if attends:
+                    words = [*self.data.encoder.token_strings(hyps[k].tokens), "<eos>"]
+                    overlay = read_rgb(plot_caption_attention(image, words, hyps[k].attention, Path(tmp) / f"{index}.png"))
+                references = " | ".join(self.data.references["test"][index])
+                rows.append([index, image, self.test_captions[index], references, round(self.test_cider[index], 4), overlay])
+        return ["index", "image", "caption", "references", "CIDEr", "attention"], rows
 
     def figures(self, model: nn.Module) -> dict[str, Path]:
         """Per-word attention (Xu et al. Figs. 2-3) of the ``figure_images`` of the test split and of

@@ -16,6 +16,7 @@ from attention_zoo.viz.image_attention import cbam_spatial_maps, grad_cam, non_l
 
 PER_CLASS = "per_class"
 PER_CLASS_LIMIT = 10
+TABLE_IMAGES = 32  # misclassified test images in the W&B predictions table
 
 
 def first_of_each_class(labels: torch.Tensor, limit: int = PER_CLASS_LIMIT) -> list[int]:
@@ -54,6 +55,7 @@ class ClassificationTask:
                     "set task.figure_images=[] to draw no attention figures."
                 )
         self.figure_images, self.figure_queries = list(figure_images), [tuple(q) for q in figure_queries]
+        self.test_predictions: tuple[torch.Tensor, torch.Tensor] | None = None  # (class, probability) per test image
 
     def training_step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
         images, labels = batch  # (B, 3, H, W), (B,)
@@ -67,12 +69,40 @@ class ClassificationTask:
     ) -> dict[str, float]:
         """loss (mean cross-entropy), acc (top-1) and acc_top5 over all batches."""
         loss_sum, top1, top5, count = 0.0, 0, 0, 0
+        predictions = []
         for images, labels in batches:
             logits = model(images).float()
+            predictions.append(F.softmax(logits, dim=1).max(dim=1))
             loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
             correct = topk_correct(logits, labels)
             top1, top5, count = top1 + correct[1], top5 + correct[5], count + len(labels)
+        if split == "test":
+            classes, probabilities = (torch.cat([getattr(p, k) for p in predictions]).cpu() for k in ("indices", "values"))
+            self.test_predictions = (classes, probabilities)
         return {"loss": loss_sum / count, "acc": top1 / count, "acc_top5": top5 / count, "error": 1 - top1 / count}
+
+    def prediction_table(self, model: nn.Module, limit: int = TABLE_IMAGES) -> tuple[list[str], list[list]] | None:
+        """The first ``limit`` misclassified test images: image, label, prediction, its probability,
+        and Grad-CAM of the last stage for the predicted class (uint8 map, min-max scaled)."""
+        if self.test_predictions is None or self.data is None:
+            return None
+        predicted, probability = self.test_predictions
+        labels = self.data.test.labels[: len(predicted)]
+        wrong = (predicted != labels).nonzero().flatten()[:limit]
+        if len(wrong) == 0:
+            return None
+        device = next(model.parameters()).device
+        model.eval()
+        raw = self.data.test.images[wrong]  # (N, 3, H, W) uint8
+        cams = grad_cam(model, self.data.normalize(raw).to(device), model.stages[-1], predicted[wrong].to(device)).cpu()
+        low, high = cams.amin(dim=(1, 2), keepdim=True), cams.amax(dim=(1, 2), keepdim=True)
+        cams = ((cams - low) / (high - low).clamp_min(1e-12) * 255).to(torch.uint8)  # (N, H, W)
+        names = self.data.class_names
+        rows = [
+            [int(i), raw[k], names[labels[i]], names[predicted[i]], round(float(probability[i]), 4), cams[k]]
+            for k, i in enumerate(wrong.tolist())
+        ]
+        return ["index", "image", "label", "prediction", "p", "Grad-CAM"], rows
 
     def figures(self, model: nn.Module) -> dict[str, Path]:
         """For the ``figure_images`` of the test split: Grad-CAM of the last stage for the predicted

@@ -54,6 +54,7 @@ class TranslationTask:
         self.max_len_a, self.max_len_b, self.beam_stop = max_len_a, max_len_b, beam_stop
         self.loss_normalization = loss_normalization
         self.test_details: dict = {}
+        self.test_outputs: tuple[list[int], list[str], list[str]] | None = None  # (rows, hypotheses, references)
         n_test = len(data.references[data.test_split])
         if any(not 0 <= i < n_test for i in figure_sentences):
             raise ValueError(
@@ -83,6 +84,8 @@ class TranslationTask:
         split_name = self.data.test_split if split == "test" else "val"
         references = [self.data.references[split_name][row] for row in rows]  # all of them, but for smoke runs
         scores = translation_scores(hypotheses, references, self.data.cfg.tgt)
+        if split == "test":
+            self.test_outputs = (rows, hypotheses, references)
         if split == "test" and self.output_dir is not None:
             (self.output_dir / f"translations.{split_name}.{self.data.cfg.tgt}").write_text("\n".join(hypotheses) + "\n")
         signature = scores.pop("bleu_signature")
@@ -97,6 +100,19 @@ class TranslationTask:
                 "max_len": [self.max_len_a, self.max_len_b],
             }
         return {**metrics, **scores}
+
+    def prediction_table(self, model: nn.Module) -> tuple[list[str], list[list]] | None:
+        """The last test decoding, one row per sentence: source, reference, hypothesis, sentence chrF."""
+        if self.test_outputs is None:
+            return None
+        from sacrebleu import sentence_chrf
+
+        sources = self.data.sources[self.data.test_split]
+        rows = [
+            [row, sources[row], reference, hypothesis, round(sentence_chrf(hypothesis, [reference]).score, 2)]
+            for row, hypothesis, reference in zip(*self.test_outputs)
+        ]
+        return ["index", "source", "reference", "hypothesis", "chrF"], rows
 
     def beam_search(self, model: nn.Module, src: torch.Tensor, src_len: torch.Tensor, beam: int):
         return beam_search(model, src, src_len, beam, self.length_penalty, self.max_len_a, self.max_len_b, self.beam_stop)
