@@ -6,6 +6,7 @@
         never checkpoints or W&B folders)
         to results/runs/... (--no-figures leaves figures/ out, e.g. for the ablation runs of a grid)
     python scripts/results.py table results/resnet_cifar.spec.json
+    python scripts/results.py wandb cifar_attention_cpu --runs runs --metrics test/acc best_val/acc
         aggregates the runs a spec names (mean ± std over seeds) into results/<name>.json and the
         table between the markers of results/<name>.md
 
@@ -42,6 +43,7 @@ from pathlib import Path
 
 from attention_zoo.engine.run_record import collect, runs_with
 from attention_zoo.seed_statistics import Difference, holm, paired, summarize, welch
+from attention_zoo.wandb_records import comparison_table, group_runs
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 PER_SEED_START, PER_SEED_END = "<!-- per-seed-table:start -->", "<!-- per-seed-table:end -->"
@@ -319,8 +321,16 @@ def main() -> None:
     collect_cmd.add_argument("--no-figures", action="store_true", help="leave the run's figures/ out of the record")
     table_cmd = sub.add_parser("table")
     table_cmd.add_argument("specs", nargs="+", type=Path)
+    wandb_cmd = sub.add_parser("wandb", help="the runs of one W&B group side by side (server, or offline run files)")
+    wandb_cmd.add_argument("group")
+    wandb_cmd.add_argument("--runs", type=Path, default=Path("runs"))
+    wandb_cmd.add_argument("--wandb-path", help="entity/project on the W&B server")
+    wandb_cmd.add_argument("--metrics", nargs="+", default=["test/acc"])
     args = parser.parse_args()
-    if args.command == "collect":
+    if args.command == "wandb":
+        runs = group_runs(args.group, args.runs, args.wandb_path)
+        print(comparison_table(runs, args.metrics) if runs else f"No runs of group {args.group!r}.")
+    elif args.command == "collect":
         for run_dir in args.run_dirs:
             print(collect(run_dir, figures=not args.no_figures))
     else:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from attention_zoo.metrics.caption import caption_scores
+from attention_zoo.wandb_records import logged_history
 from captioning_fixtures import write_flickr8k
 from conftest import REPO, run_dirs, run_train
-from wandb_records import logged_history
 
 HYPOTHESES = ["a dog runs on the grass .", "A man rides a red bike", "two children play in the water"]
 REFERENCES = [

@@ -14,8 +14,8 @@ from attention_zoo.build import build_model
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.tasks.classification import ClassificationTask, first_of_each_class
 from attention_zoo.viz.image_attention import cbam_spatial_maps, grad_cam, non_local_maps
+from attention_zoo.wandb_records import logged_history
 from conftest import REPO, SMOKE, run_dirs, run_train
-from wandb_records import logged_history
 
 BLOCKS = sorted(p.stem for p in (REPO / "configs" / "block").glob("*.yaml"))
 

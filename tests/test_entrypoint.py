@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from attention_zoo.wandb_records import defined_metrics, logged_history, logged_run
 from conftest import REPO, SMOKE, run_dirs, run_train
-from wandb_records import defined_metrics, logged_history, logged_run
 
 METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from attention_zoo.metrics.bleu import bleu_by_length
+from attention_zoo.wandb_records import logged_history
 from conftest import REPO, entrypoint_env, run_dirs, run_train
 from multi30k_corpus import TEST_EN, write_corpus
-from wandb_records import logged_history
 
 MODELS = ("seq2seq", "rnnsearch", "transformer")
 # The test uses the final weights (an average of 1 epoch): val and test differ, so the epoch that is best on val

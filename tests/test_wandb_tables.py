@@ -2,13 +2,15 @@
 logger.artifacts=true, its model and record as Artifacts; all read back from the offline files."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
-from conftest import entrypoint_env, run_dirs, run_train
+from attention_zoo.wandb_records import group_runs, logged_artifacts, logged_table
+from conftest import REPO, entrypoint_env, run_dirs, run_train
 from multi30k_corpus import TEST_DE, TEST_EN, write_corpus
-from wandb_records import logged_artifacts, logged_table
 
 
 def offline_run(run: Path) -> Path:
@@ -74,3 +76,26 @@ def test_a_captioning_run_logs_images_captions_and_attention_overlays(tmp_path):
         assert caption == by_index[index]["caption"] and references == " | ".join(by_index[index]["references"])
         assert cider == by_index[index]["cider"] and image == overlay == "Image"
     assert len(table_images(run)) == 2 * len(table["data"])  # each image and its per-word overlay
+
+
+def test_the_runs_of_a_group_come_back_side_by_side_from_the_offline_files(tiny_data_root, tmp_path):
+    env = entrypoint_env(tiny_data_root, tmp_path)
+    for seed in (0, 1):
+        run_train(env, "experiment=resnet_cifar", "trainer=smoke", "data.val_size=20", f"seed={seed}")
+    run_train(env, "experiment=resnet_cifar", "trainer=smoke", "data.val_size=20", "logger.group=another")
+    runs = group_runs("resnet_cifar", tmp_path / "runs", path="me/attention-zoo")  # no credentials: the offline files
+    records = {json.loads((r / "metrics.json").read_text())["seed"]: r for r in run_dirs(tmp_path / "runs", "resnet_cifar")[:2]}
+    assert sorted(r["config"]["seed"] for r in runs) == [0, 1]
+    for run in runs:
+        metrics = json.loads((records[run["config"]["seed"]] / "metrics.json").read_text())
+        assert run["summary"]["test/acc"] == metrics["test"]["acc"] and run["job_type"] == "train"
+    proc = subprocess.run(
+        [sys.executable, "scripts/results.py", "wandb", "resnet_cifar", "--runs", tmp_path / "runs", "--metrics", "test/acc"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "| run | seed | job_type | test/acc |" and len(lines) == 4  # header, rule, 2 runs
