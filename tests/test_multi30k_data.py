@@ -169,3 +169,30 @@ def test_encoded_cache_is_reused_and_rebuilt_when_the_config_changes(tmp_path):
     assert len(list((tmp_path / "cache").glob("multi30k-*.pt"))) == 2
     rows = torch.cat([b["index"] for b in data.test_batches()]).sort().values
     assert rows.tolist() == list(range(4))
+
+
+def hub_copy(tmp_path):
+    """A DatasetDict in bentrevett/multi30k's layout, built from the test corpus (no network)."""
+    import datasets
+
+    splits = {}
+    for split, name in multi30k.HUB_SPLITS.items():
+        de, en = multi30k.load_pairs(tmp_path, split, "de", "en", download=False)
+        splits[name] = datasets.Dataset.from_dict({"en": [f"{s} " for s in en], "de": de})  # a trailing space, stripped
+    return datasets.DatasetDict(splits)
+
+
+def test_the_hub_copy_and_the_raw_files_give_the_same_pairs(tmp_path, monkeypatch):
+    write_corpus(tmp_path)
+    dataset = hub_copy(tmp_path)
+    for split in multi30k.HUB_SPLITS:
+        assert multi30k.load_hub_pairs(split, "de", "en", dataset) == multi30k.load_pairs(tmp_path, split, "de", "en", False)
+    monkeypatch.setattr("datasets.load_dataset", lambda name: dataset if name == multi30k.HUB_DATASET else None)
+    cfg = dict(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), download=False, min_freq=1)
+    from_files = TranslationData(TranslationConfig(**cfg), seed=0)
+    from_hub = TranslationData(TranslationConfig(**cfg, source="hub"), seed=0)
+    assert from_hub.ids == from_files.ids and from_hub.references == from_files.references
+    with pytest.raises(multi30k.Multi30kError, match="de-en train, val and test2016 only .* use data.source=files"):
+        multi30k.load_hub_pairs("test2017", "de", "en", dataset)
+    with pytest.raises(multi30k.Multi30kError, match="asked: fr-en"):
+        multi30k.load_hub_pairs("train", "fr", "en", dataset)

@@ -435,7 +435,7 @@ def check_resume_config(current: dict, stored: dict, path: Path) -> None:
 
 
 # Settings added after runs were recorded, with the value that those older runs used.
-ADDED_SETTINGS = {"data.test_set": "test2016"}
+ADDED_SETTINGS = {"data.test_set": "test2016", "data.source": "files"}
 
 
 def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] = ENVIRONMENT_KEYS) -> dict[str, tuple[Any, Any]]:

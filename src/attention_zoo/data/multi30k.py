@@ -133,6 +133,29 @@ def read_lines(path: Path) -> list[str]:
     return [line.strip() for line in lines]
 
 
+HUB_DATASET = "bentrevett/multi30k"  # en-de only: train, validation, test (= test2016)
+HUB_SPLITS = {"train": "train", "val": "validation", "test2016": "test"}
+
+
+def load_hub_pairs(split: str, src: str, tgt: str, dataset=None) -> tuple[list[str], list[str]]:
+    """The same pairs from the Hugging Face Hub copy (``data.source=hub``), through ``datasets``:
+    an alternative to the raw files when online. ``dataset``: an already loaded DatasetDict."""
+    split = split_name(split)
+    if split not in HUB_SPLITS or {src, tgt} != {"de", "en"}:
+        raise Multi30kError(
+            f"{HUB_DATASET} holds de-en train, val and test2016 only (asked: {src}-{tgt} {split}); use data.source=files."
+        )
+    if dataset is None:
+        import datasets
+
+        try:
+            dataset = datasets.load_dataset(HUB_DATASET)
+        except (OSError, ConnectionError) as err:
+            raise FileNotFoundError(f"Cannot load {HUB_DATASET} from the Hub ({err}); use data.source=files offline.") from err
+    rows = dataset[HUB_SPLITS[split]]
+    return [line.strip() for line in rows[src]], [line.strip() for line in rows[tgt]]
+
+
 def load_pairs(root: str | Path, split: str, src: str, tgt: str, download: bool = True) -> tuple[list[str], list[str]]:
     """Aligned (source, target) sentences of one split, e.g. ``load_pairs(root, "train", "de", "en")``."""
     if src == tgt:

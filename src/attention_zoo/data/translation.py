@@ -58,6 +58,10 @@ class TranslationConfig:
     max_train_len: int = 100  # drop training pairs with a longer side (in tokens)
     limit_train: int | None = None  # first N training pairs (smoke runs)
     test_set: str = "test2016"  # test2016 | test2017 | test2017_mscoco | test2018 (or the official file names)
+    source: str = "files"  # files (the official raw files) | hub (bentrevett/multi30k through HF datasets, online)
+
+
+SOURCES = ("files", "hub")
 
 
 class TranslationData:
@@ -69,7 +73,11 @@ class TranslationData:
         self.test_split = multi30k.split_name(cfg.test_set)
         check_choice("data.test_set", self.test_split, multi30k.TEST_SETS)
         self.splits = ("train", "val", self.test_split)
-        raw = {split: multi30k.load_pairs(cfg.root, split, cfg.src, cfg.tgt, cfg.download) for split in self.splits}
+        check_choice("data.source", cfg.source, SOURCES)
+        if cfg.source == "hub":
+            raw = {split: multi30k.load_hub_pairs(split, cfg.src, cfg.tgt) for split in self.splits}
+        else:
+            raw = {split: multi30k.load_pairs(cfg.root, split, cfg.src, cfg.tgt, cfg.download) for split in self.splits}
         if cfg.limit_train is not None:
             raw["train"] = tuple(side[: cfg.limit_train] for side in raw["train"])
         self.references = {split: targets for split, (_, targets) in raw.items()}
@@ -119,7 +127,7 @@ class TranslationData:
     def _cache_key(self) -> str:
         folder = Path(self.cfg.root).expanduser() / "multi30k"
         stamps = []
-        for split in self.splits:
+        for split in self.splits if self.cfg.source == "files" else ():  # the Hub copy is named by the config
             for lang in (self.cfg.src, self.cfg.tgt):
                 path = folder / multi30k.file_name(split, lang)
                 stamps.append((path.name, path.stat().st_size, path.stat().st_mtime_ns))
