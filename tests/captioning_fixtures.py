@@ -14,6 +14,18 @@ from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTell
 WORDS = ("dog", "cat", "man", "girl", "ball", "park", "water", "bike")
 
 
+# show_attend_tell_cpu shrunk to seconds on the fixture's images (64x64, a few words)
+TINY_CAPTIONER = (
+    "data.image_size=64",
+    "data.min_freq=1",
+    "data.batch_size=10",
+    "model.embed_dim=16",
+    "model.hidden_dim=32",
+    "model.attention_dim=16",
+    "trainer.progress_bar=false",
+)
+
+
 def fixture_images(n_per_split: int = 3) -> dict[str, list[tuple[str, list[str]]]]:
     """{split: [(file name, 5 captions)]}: deterministic names and captions."""
     splits = {}

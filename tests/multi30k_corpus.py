@@ -29,3 +29,30 @@ def write_corpus(root):
             with gzip.open(folder / multi30k.file_name(split, lang), "wt", encoding="utf-8") as fh:
                 fh.write("\n".join(lines) + "\n")
     return folder
+
+
+# A Transformer small enough to memorize the corpus in seconds, without dropout (runs repeat exactly).
+TINY_TRANSFORMER = (
+    "data.vocab_size=120",
+    "model.d_model=32",
+    "model.heads=2",
+    "model.d_ff=64",
+    "model.encoder_layers=1",
+    "model.decoder_layers=1",
+    "model.dropout=0",
+    "model.attention_dropout=0",
+)
+# Every batch of every split, every epoch (the smoke trainer's limits lifted), Adam at a constant rate.
+WHOLE_CORPUS = (
+    "trainer=smoke",
+    "trainer.limit_train_batches=null",
+    "trainer.max_steps=null",
+    "trainer.limit_eval_batches=null",
+    "data.max_tokens=60",
+    "data.download=false",
+    "optim=adam",
+    "optim.lr=0.003",
+    "schedule=constant",
+    "schedule.warmup_steps=0",
+    "task.figure_sentences=[]",
+)

@@ -17,31 +17,10 @@ import torch
 from attention_zoo.data.captions import CaptionConfig, CaptionData
 from attention_zoo.engine.distributed import Distributed
 from conftest import REPO, entrypoint_env, run_dirs, run_train
-from multi30k_corpus import write_corpus
+from multi30k_corpus import TINY_TRANSFORMER as TINY_CORPUS_MODEL
+from multi30k_corpus import WHOLE_CORPUS, write_corpus
 
-TINY_TRANSFORMER = (
-    "experiment=transformer",
-    "trainer=smoke",
-    "trainer.epochs=3",
-    "trainer.limit_train_batches=null",
-    "trainer.max_steps=null",
-    "trainer.limit_eval_batches=null",
-    "data.max_tokens=60",
-    "data.download=false",
-    "data.vocab_size=120",
-    "model.d_model=32",
-    "model.heads=2",
-    "model.d_ff=64",
-    "model.encoder_layers=1",
-    "model.decoder_layers=1",
-    "model.dropout=0",
-    "model.attention_dropout=0",
-    "optim=adam",
-    "optim.lr=0.003",
-    "schedule=constant",
-    "schedule.warmup_steps=0",
-    "task.figure_sentences=[]",
-)
+TINY_TRANSFORMER = ("experiment=transformer", "trainer.epochs=3", *WHOLE_CORPUS, *TINY_CORPUS_MODEL)
 
 
 def torchrun(env: dict, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:

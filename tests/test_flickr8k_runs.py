@@ -10,20 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from captioning_fixtures import write_flickr8k
+from captioning_fixtures import TINY_CAPTIONER, write_flickr8k
 from conftest import run_dirs, run_train
 
-TINY = [
-    "data.image_size=64",
-    "data.min_freq=1",
-    "data.batch_size=10",
-    "model.embed_dim=16",
-    "model.hidden_dim=32",
-    "model.attention_dim=16",
-    "task.figure_images=[0,1]",
-    "trainer.epochs=1",
-    "trainer.progress_bar=false",
-]
+TINY = [*TINY_CAPTIONER, "task.figure_images=[0,1]", "trainer.epochs=1"]
 
 
 def _packed_flickr8k(root: Path) -> None:

@@ -15,46 +15,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from captioning_fixtures import fixture_images, write_flickr8k
+from captioning_fixtures import TINY_CAPTIONER, fixture_images, write_flickr8k
 from conftest import REPO, entrypoint_env, run_dirs, run_train, write_image_folder
-from multi30k_corpus import TEST_DE, write_corpus
+from multi30k_corpus import TEST_DE, TINY_TRANSFORMER, WHOLE_CORPUS, write_corpus
 
-TRANSLATION = (
-    "experiment=transformer",
-    "trainer=smoke",
-    "trainer.epochs=30",
-    "trainer.limit_train_batches=null",
-    "trainer.max_steps=null",
-    "trainer.limit_eval_batches=null",
-    "data.max_tokens=60",
-    "data.download=false",
-    "data.vocab_size=120",
-    "model.d_model=32",
-    "model.heads=2",
-    "model.d_ff=64",
-    "model.encoder_layers=1",
-    "model.decoder_layers=1",
-    "model.dropout=0",
-    "model.attention_dropout=0",
-    "optim=adam",
-    "optim.lr=0.003",
-    "schedule=constant",
-    "schedule.warmup_steps=0",
-    "task.figure_sentences=[]",
-    "trainer.progress_bar=false",
-)
+TRANSLATION = ("experiment=transformer", "trainer.epochs=30", *WHOLE_CORPUS, *TINY_TRANSFORMER, "trainer.progress_bar=false")
 CAPTIONING = (
     "experiment=show_attend_tell_cpu",
-    "data.image_size=64",
-    "data.min_freq=1",
-    "data.batch_size=10",
-    "model.embed_dim=16",
-    "model.hidden_dim=32",
-    "model.attention_dim=16",
+    *TINY_CAPTIONER,
     "task.figure_images=[]",
     "task.failure_cases=0",
     "trainer.epochs=2",
-    "trainer.progress_bar=false",
 )
 CLASSIFICATION = ("experiment=resnet_cifar", "block=cbam", "trainer=smoke", "data.val_size=20", "trainer.progress_bar=false")
 
@@ -141,7 +112,7 @@ def test_a_run_from_before_model_inputs_is_rebuilt_from_its_data_or_names_what_i
     write_corpus(tmp_path / "data")
     work = tmp_path / "work"
     env = entrypoint_env(tmp_path / "data", work)
-    run_train(env, *TRANSLATION[:2], "trainer.max_steps=2", *TRANSLATION[5:])
+    run_train(env, "experiment=transformer", "trainer.epochs=1", *WHOLE_CORPUS, *TINY_TRANSFORMER)
     (run,) = run_dirs(work / "runs", "transformer")
     (run / "model_inputs.json").unlink()  # as a run made by an older commit
     with_data = subprocess.run(

@@ -10,7 +10,7 @@ import pytest
 from attention_zoo.metrics.bleu import bleu_by_length
 from attention_zoo.wandb_records import logged_history
 from conftest import REPO, entrypoint_env, run_dirs, run_train
-from multi30k_corpus import TEST_EN, write_corpus
+from multi30k_corpus import TEST_EN, TINY_TRANSFORMER, write_corpus
 
 MODELS = ("seq2seq", "rnnsearch", "transformer")
 # The test uses the final weights (an average of 1 epoch): val and test differ, so the epoch that is best on val
@@ -27,14 +27,7 @@ MODEL_OVERRIDES = {
     "seq2seq": (*RNN_OVERRIDES, "model.num_layers=1"),
     "rnnsearch": (*RNN_OVERRIDES, "model.attention_dim=32", "model.maxout_dim=32"),
     "transformer": (
-        "data.vocab_size=120",
-        "model.d_model=32",
-        "model.heads=2",
-        "model.d_ff=64",
-        "model.encoder_layers=1",
-        "model.decoder_layers=1",
-        "model.dropout=0",
-        "model.attention_dropout=0",
+        *TINY_TRANSFORMER,
         "trainer.average_last_epochs=3",
         "optim.lr=0.003",
         "schedule.warmup_steps=0",
