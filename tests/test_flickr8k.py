@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from attention_zoo.data.captions import CaptionConfig, CaptionData
-from attention_zoo.data.flickr8k import Flickr8kNotFoundError, load_flickr8k
+from attention_zoo.data.flickr8k import Flickr8kNotFoundError, as_hf_dataset, load_flickr8k
 from captioning_fixtures import fixture_images, write_flickr8k
 
 
@@ -152,3 +152,14 @@ def test_grouping_by_image_encodes_each_image_once_with_all_its_captions(tmp_pat
     assert [b["index"].tolist() for b in data.train_batches(epoch=1)] != [b["index"].tolist() for b in batches]
     with pytest.raises(ValueError, match="valid: length, image"):
         CaptionData(CaptionConfig(root=str(tmp_path), cache_dir=str(tmp_path / "cache"), group_by="caption"), seed=0)
+
+
+def test_the_splits_as_a_hugging_face_dataset_hold_every_image_and_its_captions(tmp_path):
+    write_flickr8k(tmp_path, "original", n_per_split=3)
+    splits = load_flickr8k(tmp_path)
+    dataset = as_hf_dataset(splits)
+    assert set(dataset) == {"train", "val", "test"}
+    for split, items in splits.items():
+        assert dataset[split]["captions"] == [i.captions for i in items]
+        first = dataset[split][0]["image"]  # decoded by datasets.Image from the file
+        assert first.size == (56, 40) and first.filename == str(items[0].path)

@@ -196,3 +196,27 @@ def load_flickr8k(
             raise ValueError(f"The Flickr8k {use} split file in {folder} has no {split} images.")
         splits[split] = items
     return splits
+
+
+def as_hf_dataset(splits: dict[str, list[CaptionedImage]]):
+    """The splits of :func:`load_flickr8k` as a ``datasets.DatasetDict`` (columns ``image``: the
+    decoded file through ``datasets.Image``, ``path`` and ``captions``), for use with the Hugging
+    Face tooling; the training pipeline itself reads the files directly."""
+    import datasets
+
+    features = datasets.Features(
+        {"image": datasets.Image(), "path": datasets.Value("string"), "captions": datasets.Sequence(datasets.Value("string"))}
+    )
+    return datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_dict(
+                {
+                    "image": [str(i.path) for i in items],
+                    "path": [str(i.path) for i in items],
+                    "captions": [i.captions for i in items],
+                },
+                features=features,
+            )
+            for split, items in splits.items()
+        }
+    )
