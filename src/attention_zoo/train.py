@@ -342,6 +342,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     except RunPruned as pruned:
         log.warning("%s", pruned)
         state = trainer.state
+        if not group.is_main:
+            return state.best_metric
         write_json_atomic(
             {
                 "status": "pruned",
@@ -358,7 +360,8 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         return state.best_metric
     except NonFiniteLossError as err:
         log.error("%s", err)
-        mark_unfinished(run_dir, err)  # status failed, naming the step and the last good checkpoint
+        if group.is_main:
+            mark_unfinished(run_dir, err)  # status failed, naming the step and the last good checkpoint
         exit_code, diverged = 1, True
     except BaseException:
         exit_code = 1
