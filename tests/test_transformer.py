@@ -152,7 +152,7 @@ def test_label_smoothed_loss_matches_its_formula():
     src, src_len, tgt_in = batch()
     tgt = torch.cat([tgt_in, torch.full((3, 1), 3)], dim=1)
     tgt[2, 5:] = PAD
-    data = type("Data", (), {"references": {"test2016": []}})()
+    data = type("Data", (), {"references": {"test2016": []}, "test_split": "test2016"})()
     loss = TranslationTask(data, label_smoothing=0.1).training_step(model, {"src": src, "src_len": src_len, "tgt": tgt}).loss
     log_p = torch.log_softmax(model(src, src_len, tgt[:, :-1]), dim=-1)  # (B, T, V)
     gold = tgt[:, 1:]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from attention_zoo.wandb_records import group_runs, logged_artifacts, logged_table
@@ -64,6 +65,7 @@ def test_without_the_flag_no_artifact_but_the_table(tiny_data_root, tmp_path):
     assert len(table_images(run)) == 2 * len(table["data"])  # each picture and its Grad-CAM map
 
 
+@pytest.mark.slow  # ~2 min; the captioning run tests cover the rest of its W&B record
 def test_a_captioning_run_logs_images_captions_and_attention_overlays(tmp_path):
     env = entrypoint_env(tmp_path / "data", tmp_path)
     run_train(env, "experiment=show_attend_tell_scenes", "trainer=smoke")
@@ -78,6 +80,7 @@ def test_a_captioning_run_logs_images_captions_and_attention_overlays(tmp_path):
     assert len(table_images(run)) == 2 * len(table["data"])  # each image and its per-word overlay
 
 
+@pytest.mark.slow  # three runs
 def test_the_runs_of_a_group_come_back_side_by_side_from_the_offline_files(tiny_data_root, tmp_path):
     env = entrypoint_env(tiny_data_root, tmp_path)
     for seed in (0, 1):
