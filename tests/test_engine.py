@@ -14,7 +14,7 @@ from attention_zoo.data.cifar import random_crop_flip
 from attention_zoo.engine import checkpoint
 from attention_zoo.engine.optim import build_optimizer, build_schedule, inverse_sqrt_factor
 from attention_zoo.engine.seeding import capture_rng_state, derived_generator, restore_rng_state
-from attention_zoo.engine.trainer import NonFiniteLossError, Trainer, TrainerConfig
+from attention_zoo.engine.trainer import NonFiniteLossError, StepOutput, Trainer, TrainerConfig
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.tasks.classification import ClassificationTask
 
@@ -217,3 +217,38 @@ def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
     state = trainer.fit()
     assert state.epoch == 3 and state.best_epoch == 1 and state.bad_epochs == 2
     assert checkpoint.load(tmp_path / "best.pt")["epoch"] == 1
+
+
+def test_a_task_with_several_losses_per_batch_updates_after_each_before_computing_the_next(tmp_path):
+    """A two-player toy (a GAN's shape): the first loss moves only `a`, the second only `b` and is
+    computed from the already updated `a`; with SGD the result is known in closed form."""
+
+    class TwoPlayers(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Parameter(torch.tensor(1.0)), nn.Parameter(torch.tensor(2.0))
+
+    class Alternating(ClassificationTask):
+        def training_steps(self, model, batch):
+            seen.append(model.a.item())
+            yield StepOutput(loss=(model.a * model.b.detach()) ** 2 / 2, count=1, sums={"first": 1.0})
+            seen.append(model.a.item())  # after the first update
+            yield StepOutput(loss=(model.a.detach() - model.b) ** 2 / 2, count=1, sums={"second": 2.0})
+
+    seen = []
+    model = TwoPlayers()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = build_schedule(opt, {"name": "constant"}, 1, 10)
+    data = _ListData((torch.zeros(1), torch.zeros(1)), repeats=1)
+    data.val_batches = lambda: None
+    trainer = Trainer(
+        TrainerConfig(epochs=1, progress_bar=False), model, Alternating(), data, opt, sched, tmp_path, torch.device("cpu")
+    )
+    trainer.fit()
+    a = 1.0 - 0.1 * (1.0 * 2.0**2)  # d/da (a b)^2 / 2 = a b^2
+    b = 2.0 - 0.1 * (2.0 - a)  # d/db (a - b)^2 / 2 = b - a, with the updated a
+    assert seen == [1.0, pytest.approx(a)]
+    assert model.a.item() == pytest.approx(a) and model.b.item() == pytest.approx(b)
+    row = trainer.state.history[0]
+    assert trainer.state.step == 1 and row["train/first"] == 1.0 and row["train/second"] == 2.0
+    assert row["train/loss"] == pytest.approx((a - 2.0) ** 2 / 2)  # the last loss is the one reported

@@ -63,6 +63,10 @@ class Task(Protocol):
 
     def training_step(self, model: nn.Module, batch: Any) -> StepOutput: ...
 
+    # Optional, instead of training_step: a generator of several losses per batch, each followed by
+    # an update before the next is computed (e.g. a GAN's discriminator, then its generator).
+    # def training_steps(self, model: nn.Module, batch: Any) -> Iterator[StepOutput]: ...
+
     def evaluate(self, model: nn.Module, batches: Iterable[Any], split: str = "val") -> dict[str, float]: ...
 
 
@@ -280,29 +284,48 @@ class Trainer:
         bar.close()
 
     def _optimizer_step(self, batch) -> StepOutput:
-        """One step on this process's shard; returns the numbers of the global batch."""
-        with autocast(self.device, self.amp_dtype):
-            out = self.task.training_step(self.train_model, batch)
-        out, loss = self._agree(out)
-        loss_value = out.sums["loss"] / out.count
-        if not math.isfinite(loss_value):
-            where = self.last_checkpoint if self.last_checkpoint.exists() else "none yet"
-            raise NonFiniteLossError(
-                f"Loss is {loss_value} at step {self.state.step + 1} (epoch {self.state.epoch + 1}, "
-                f"batch {self.state.batch_in_epoch + 1}); training stopped. Last good checkpoint: {where}. "
-                "Lower optim.lr, set trainer.grad_clip_norm, or use trainer.precision=fp32."
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        if self.cfg.grad_clip_norm:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        """One training step on this process's shard: one update, or, for a task with
+        ``training_steps`` (a GAN: the discriminator's loss, then the generator's), one update per
+        loss it yields, each loss computed after the previous update. Returns the numbers of the
+        global batch: the last loss, and the sums of every update."""
+        merged: StepOutput | None = None
+        for out in self._losses(batch):
+            out, loss = self._agree(out)
+            loss_value = out.sums["loss"] / out.count
+            if not math.isfinite(loss_value):
+                where = self.last_checkpoint if self.last_checkpoint.exists() else "none yet"
+                raise NonFiniteLossError(
+                    f"Loss is {loss_value} at step {self.state.step + 1} (epoch {self.state.epoch + 1}, "
+                    f"batch {self.state.batch_in_epoch + 1}); training stopped. Last good checkpoint: {where}. "
+                    "Lower optim.lr, set trainer.grad_clip_norm, or use trainer.precision=fp32."
+                )
+            self.optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are left alone
+            self.scaler.scale(loss).backward()
+            if self.cfg.grad_clip_norm:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            merged = out if merged is None else StepOutput(out.loss, out.count, {**merged.sums, **out.sums})
         if not isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.schedule.step()
         self.state.step += 1
-        return out
+        return merged
+
+    def _losses(self, batch) -> Iterator[StepOutput]:
+        """The task's loss(es) for ``batch``, each computed under autocast, none before the trainer asks."""
+        if not hasattr(self.task, "training_steps"):
+            with autocast(self.device, self.amp_dtype):
+                out = self.task.training_step(self.train_model, batch)
+            yield out
+            return
+        steps = self.task.training_steps(self.train_model, batch)
+        while True:
+            with autocast(self.device, self.amp_dtype):
+                out = next(steps, None)
+            if out is None:
+                return
+            yield out
 
     def _agree(self, out: StepOutput) -> tuple[StepOutput, torch.Tensor]:
         """Sum this step's numbers over the processes in one all-reduce: the global StepOutput
