@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from attention_zoo import portable
-from attention_zoo.data.images import image_files, read_rgb, to_square
+from attention_zoo.data.images import IMAGE_SUFFIXES, image_files, read_rgb, to_square
 from attention_zoo.data.text import pad_batch
 from attention_zoo.engine.runtime import resolve_device
 from attention_zoo.tasks.decoding import beam_search, greedy_decode
@@ -86,7 +86,7 @@ def load_images(paths: list[str], size: int) -> list[tuple[Path, torch.Tensor]]:
         except OSError as err:
             raise PredictInputError(f"Cannot read the image {path} ({err}): replace or remove it.") from None
     if not images:
-        raise PredictInputError(f"No images ({', '.join(sorted({'.jpg', '.png', '.jpeg'}))}, ...) in {', '.join(paths)}.")
+        raise PredictInputError(f"No images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(paths)}.")
     return images
 
 
