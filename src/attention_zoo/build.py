@@ -13,11 +13,13 @@ from attention_zoo.data.cifar import CifarConfig, CifarData
 from attention_zoo.data.translation import TranslationConfig, TranslationData
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
+from attention_zoo.models.sagan import SAGAN, SAGANConfig
 from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
 from attention_zoo.models.transformer import Transformer, TransformerConfig
 from attention_zoo.tasks.captioning import CaptioningTask
 from attention_zoo.tasks.classification import ClassificationTask
+from attention_zoo.tasks.generation import GenerationTask
 from attention_zoo.tasks.translation import TranslationTask
 
 
@@ -62,11 +64,13 @@ MODELS: dict[str, Callable] = {
     "show_attend_tell": lambda cfg, data: ShowAttendTell(
         ShowAttendTellConfig(vocab_size=data.encoder.vocab_size, **_fields(cfg, ("name",)))
     ),
+    "sagan": lambda cfg, data: SAGAN(SAGANConfig(**_fields(cfg, ("name",)))),
 }
 TASKS: dict[str, Callable] = {
-    "captioning": lambda cfg, data, run_dir: CaptioningTask(data, run_dir, **_fields(cfg, ("name",))),
-    "classification": lambda cfg, data, run_dir: ClassificationTask(data, run_dir, **_fields(cfg, ("name",))),
-    "translation": lambda cfg, data, run_dir: TranslationTask(data, run_dir, **_fields(cfg, ("name",))),
+    "captioning": lambda cfg, data, run_dir, device: CaptioningTask(data, run_dir, **_fields(cfg, ("name",))),
+    "classification": lambda cfg, data, run_dir, device: ClassificationTask(data, run_dir, **_fields(cfg, ("name",))),
+    "generation": lambda cfg, data, run_dir, device: GenerationTask(data, run_dir, device=device, **_fields(cfg, ("name",))),
+    "translation": lambda cfg, data, run_dir, device: TranslationTask(data, run_dir, **_fields(cfg, ("name",))),
 }
 
 
@@ -95,5 +99,6 @@ def build_model(cfg: Mapping[str, Any], data) -> nn.Module:
     return _pick(MODELS, cfg["name"], "model.name")(cfg, data)
 
 
-def build_task(cfg: Mapping[str, Any], data, run_dir: Path):
-    return _pick(TASKS, cfg["name"], "task.name")(cfg, data, run_dir)
+def build_task(cfg: Mapping[str, Any], data, run_dir: Path | None, device=None):
+    """``device``: where a task's own networks run (the generation task's feature classifier)."""
+    return _pick(TASKS, cfg["name"], "task.name")(cfg, data, run_dir, device)

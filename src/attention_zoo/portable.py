@@ -55,8 +55,12 @@ class TrainedModel:
         return encoder_from_state(self.inputs[key])
 
 
-def write_model_inputs(data, run_dir: Path) -> None:
-    write_json_atomic(data.model_inputs(), run_dir / MODEL_INPUTS)
+def write_model_inputs(data, run_dir: Path, task: str | None = None) -> None:
+    """The data's model inputs; a generation run marks itself (its data is a classifier's)."""
+    inputs = data.model_inputs()
+    if task == "generation":
+        inputs["task"] = "generation"
+    write_json_atomic(inputs, run_dir / MODEL_INPUTS)
 
 
 def load(path: str | Path, device: torch.device | None = None) -> TrainedModel:
@@ -100,8 +104,8 @@ def run_model_inputs(run_dir: Path, config: dict) -> dict:
             f"{run_dir} has no {MODEL_INPUTS} (it was made before runs stored their tokenizers and image statistics), "
             f"and rebuilding it needs the training data, which is missing: {err}"
         ) from None
-    write_model_inputs(data, run_dir)
-    return data.model_inputs()
+    write_model_inputs(data, run_dir, task=config["task"]["name"])
+    return json.loads(stored.read_text())
 
 
 def tested_weights(run_dir: Path) -> tuple[dict[str, torch.Tensor], str]:

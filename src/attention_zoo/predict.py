@@ -182,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     try:
         trained = portable.load(args.run, resolve_device(args.device))
+        if trained.task not in TASK_NAMES.values():
+            raise PredictInputError(
+                f"{args.run} is a {trained.task} model; attention-zoo-predict translates, captions and classifies. "
+                "Sample from a GAN in Python: attention_zoo.portable.load(run).model.sampler()(z, classes) (README: SAGAN)."
+            )
         if args.task and TASK_NAMES[args.task] != trained.task:
             verb = {v: k for k, v in TASK_NAMES.items()}[trained.task]
             raise PredictInputError(

@@ -220,14 +220,19 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     data = build_data(cfg.data, cfg.seed)
     data.shard = group
     if group.is_main:  # tokenizers, classes, image statistics: the model can be used without the data
-        write_model_inputs(data, run_dir)
+        write_model_inputs(data, run_dir, task=cfg.task.name)
     model = build_model(cfg.model, data).to(device)
     model = prepare_data_parallel(model, group, trainer_cfg, cfg.seed)
     if hasattr(data, "prepare"):  # e.g. caching a frozen image encoder's features once
         data.prepare(model, device)
     if trainer_cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    task = build_task(cfg.task, data, run_dir)
+    task = build_task(cfg.task, data, run_dir, device)
+    if group.active and hasattr(task, "training_steps"):
+        raise ValueError(
+            f"task={cfg.task.name} updates several players per batch, which this repository does not run data-parallel "
+            "(DistributedDataParallel would need every player's parameters in each backward pass). Run it in one process."
+        )
     optimizer = build_optimizer(model, cfg.optim)
     steps_per_epoch = batches_per_epoch(trainer_cfg, data.num_train_batches)
     total_steps = trainer_cfg.epochs * steps_per_epoch
@@ -438,7 +443,7 @@ def check_resume_config(current: dict, stored: dict, path: Path) -> None:
 
 
 # Settings added after runs were recorded, with the value that those older runs used.
-ADDED_SETTINGS = {"data.test_set": "test2016", "data.source": "files"}
+ADDED_SETTINGS = {"data.test_set": "test2016", "data.source": "files", "data.normalize": "mean_std"}
 
 
 def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] = ENVIRONMENT_KEYS) -> dict[str, tuple[Any, Any]]:

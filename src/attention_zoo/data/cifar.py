@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 PICKLE_FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 JPEG_FOLDER = {"cifar10": "cifar10-jpeg", "cifar100": "cifar100-jpeg"}
 SOURCES = ("auto", "pickle", "jpeg")
+NORMALIZATIONS = ("mean_std", "minus_one_one")  # per-channel standardization | [-1, 1], a tanh generator's range
 PAD = 4  # He et al. 2016, Sec. 4.2
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -59,6 +60,7 @@ class CifarConfig:
     batch_size: int = 128
     eval_batch_size: int = 256
     augment: bool = True
+    normalize: str = "mean_std"
     num_classes: int = 10
     limit_train: int | None = None  # a random subset of N training images (val included), for smoke runs
 
@@ -195,10 +197,13 @@ class CifarData:
         val_idx, train_idx = order[: cfg.val_size], order[cfg.val_size :]
         self.train = Split(train.images[train_idx], train.labels[train_idx])
         self.val = Split(train.images[val_idx], train.labels[val_idx]) if cfg.val_size else None
-        # Per-channel statistics of the training images actually used (not the whole 50k).
-        pixels = self.train.images.float().div_(255)
-        self.mean = pixels.mean(dim=(0, 2, 3)).view(1, 3, 1, 1)
-        self.std = pixels.std(dim=(0, 2, 3)).view(1, 3, 1, 1)
+        check_choice("data.normalize", cfg.normalize, NORMALIZATIONS)
+        if cfg.normalize == "mean_std":  # per-channel statistics of the training images actually used (not the whole 50k)
+            pixels = self.train.images.float().div_(255)
+            self.mean = pixels.mean(dim=(0, 2, 3)).view(1, 3, 1, 1)
+            self.std = pixels.std(dim=(0, 2, 3)).view(1, 3, 1, 1)
+        else:  # (x - 0.5) / 0.5 maps [0, 1] onto [-1, 1]
+            self.mean = self.std = torch.full((1, 3, 1, 1), 0.5)
         self.num_train_batches = -(-len(self.train.labels) // cfg.batch_size)
         log.info(
             "%s: %d train / %d val / %d test images, mean %s std %s",
@@ -221,7 +226,7 @@ class CifarData:
         }
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> float (B, 3, H, W), zero mean and unit variance per channel."""
+        """uint8 (B, 3, H, W) -> float (B, 3, H, W): zero mean and unit variance per channel, or in [-1, 1]."""
         return (images.float().div_(255) - self.mean) / self.std
 
     def train_batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -18,15 +18,21 @@ SCHEDULES = ("constant", "multistep", "cosine", "onecycle", "inverse_sqrt", "pla
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """``cfg``: name, lr, weight_decay, decay_norm_and_bias, and the optimizer's own keys."""
+    """``cfg``: name, lr, weight_decay, decay_norm_and_bias, and the optimizer's own keys; and
+    ``group_lr`` ({group: lr}) for a model whose ``named_parameter_groups()`` splits its
+    parameters (a GAN's generator and discriminator: TTUR), each group without an entry at ``lr``."""
     name = cfg["name"]
     params = _param_groups(model, cfg["weight_decay"], cfg.get("decay_norm_and_bias", True))
+    if hasattr(model, "named_parameter_groups"):
+        params = _named_groups(model.named_parameter_groups(), cfg.get("group_lr") or {}, cfg["weight_decay"])
+    elif cfg.get("group_lr"):
+        raise ValueError(f"optim.group_lr={dict(cfg['group_lr'])} needs a model with named parameter groups (a GAN); drop it.")
     lr = cfg["lr"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"])
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(params, lr=lr, betas=tuple(cfg["betas"]), eps=cfg["eps"])
+        return cls(params, lr=lr, betas=tuple(float(b) for b in cfg["betas"]), eps=cfg["eps"])
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, rho=cfg["rho"], eps=cfg["eps"])
     if name == "rmsprop":
@@ -42,6 +48,18 @@ def _param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bo
     decayed = [p for p in trainable if p.ndim > 1]
     spared = [p for p in trainable if p.ndim <= 1]
     return [{"params": decayed, "weight_decay": weight_decay}, {"params": spared, "weight_decay": 0.0}]
+
+
+def _named_groups(groups: Mapping[str, list[nn.Parameter]], group_lr: Mapping[str, float], weight_decay: float) -> list[dict]:
+    """One optimizer parameter group per named group. Adam keeps its moments and step count per
+    parameter, so this is the same as one optimizer per group."""
+    unknown = sorted(set(group_lr) - set(groups))
+    if unknown:
+        raise ValueError(f"optim.group_lr names {', '.join(unknown)}; this model's parameter groups are: {', '.join(groups)}.")
+    return [
+        {"params": params, "weight_decay": weight_decay, "name": name, **({"lr": group_lr[name]} if name in group_lr else {})}
+        for name, params in groups.items()
+    ]
 
 
 def build_schedule(

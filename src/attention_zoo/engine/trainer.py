@@ -69,6 +69,9 @@ class Task(Protocol):
 
     def evaluate(self, model: nn.Module, batches: Iterable[Any], split: str = "val") -> dict[str, float]: ...
 
+    # Optional: figures after each epoch ({W&B key: image file}), e.g. a GAN's fixed-noise samples.
+    # def epoch_figures(self, model: nn.Module, epoch: int) -> dict[str, Path]: ...
+
 
 @dataclass
 class TrainerConfig:
@@ -376,6 +379,10 @@ class Trainer:
         state.epoch_timing = {}
         log.info("epoch %d: %s", row["epoch"], "  ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "epoch"))
         self._log(row)
+        if hasattr(self.task, "epoch_figures") and self.group.is_main:  # e.g. a GAN's fixed-noise samples
+            figures = self.task.epoch_figures(self.model, row["epoch"])
+            if figures and self.logger is not None:
+                self.logger.log_images(figures, step=state.step)
         self.save_checkpoint()
         if self.epoch_callback is not None:
             self._call_on_every_rank(self.epoch_callback, row)

@@ -15,6 +15,12 @@ Inception FID.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import json
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -38,5 +44,46 @@ def feature_space_scores(real: torch.Tensor, fake: torch.Tensor, nearest_k: int 
     fid = FrechetInceptionDistance(feature=_Given(), input_img_size=(real.shape[1],), normalize=True)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
-    pr = prdc.compute_prdc(real_features=real.double().numpy(), fake_features=fake.double().numpy(), nearest_k=nearest_k)
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+        pr = prdc.compute_prdc(real_features=real.double().numpy(), fake_features=fake.double().numpy(), nearest_k=nearest_k)
     return {"fid": float(fid.compute()), "precision": float(pr["precision"]), "recall": float(pr["recall"])}
+
+
+class ClassifierFeatures:
+    """A CIFAR classifier trained by this repository (a run folder or an ``attention-zoo-export``
+    file) as a fixed feature map: generator images in [-1, 1] -> its globally pooled last-stage
+    features (B, D), with the classifier's own input normalization. ``identity`` names the network
+    in the run record (path, test accuracy where the run says it, and a hash of its weights)."""
+
+    def __init__(self, path: str | Path, device: torch.device, batch_size: int = 500):
+        from attention_zoo import portable  # portable -> build -> tasks -> this module: imported on use
+
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(
+                f"No feature classifier at {path}. The generative metrics are computed in the feature space of a "
+                "CIFAR-10 classifier trained by this repository: build it with `make feature-classifier`, or set "
+                "task.feature_classifier=<run folder or exported file> (see results/sagan.md)."
+            )
+        trained = portable.load(path, device)
+        if trained.task != "classification" or not hasattr(trained.model, "features"):
+            raise ValueError(f"task.feature_classifier={path} is a {trained.task} model; it must be a CIFAR classifier run.")
+        self.network, self.device, self.batch_size = trained.model, device, batch_size
+        self.mean = torch.tensor(trained.inputs["mean"], device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(trained.inputs["std"], device=device).view(1, 3, 1, 1)
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.network.state_dict().items()):
+            digest.update(name.encode()), digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        self.identity = {"path": str(path), "weights": trained.source, "weights_sha256": digest.hexdigest()}
+        metrics = path / "metrics.json"
+        if metrics.is_file():
+            self.identity["test_acc"] = json.loads(metrics.read_text()).get("test", {}).get("acc")
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (N, 3, 32, 32) in [-1, 1] -> features (N, D) on the CPU, in float64."""
+        features = []
+        for chunk in images.split(self.batch_size):
+            pixels = (chunk.to(self.device).float() + 1) / 2  # [0, 1]
+            features.append(self.network.features((pixels - self.mean) / self.std).double().cpu())
+        return torch.cat(features)

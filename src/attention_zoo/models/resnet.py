@@ -157,8 +157,11 @@ class CifarResNet(nn.Module):
         branch = [m.attention for m in self.modules() if isinstance(m, BasicBlock) and not isinstance(m.attention, nn.Identity)]
         return [*branch, *(m for m in self.modules() if isinstance(m, NonLocalBlock))]
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The globally average-pooled last stage, the classifier's input: (B, widths[-1])."""
         x = self.stem(images)  # (B, 16, 32, 32)
         x = self.stages(x)  # (B, 64, 8, 8)
-        x = x.mean(dim=(2, 3))  # (B, 64) global average pooling
-        return self.head(x)  # (B, num_classes) logits
+        return x.mean(dim=(2, 3))  # (B, 64)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))  # (B, num_classes) logits

@@ -25,6 +25,7 @@ level), not 32 and 64. No orthogonal init (the paper uses the default of Miyato 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -100,6 +101,7 @@ class SAGANConfig:
     d_width: int = 128
     attention_at: list[int] = field(default_factory=lambda: [16])  # [] = no attention; e.g. [8], [16]
     attention_reduction: int = 8  # k: f, g and h have C/k channels (the paper's k = 8)
+    ema_decay: float | None = None  # keep an exponential moving average of G's weights (e.g. 0.999); None = off
 
 
 class Generator(nn.Module):
@@ -154,6 +156,46 @@ class Discriminator(nn.Module):
         """x: (B, 3, 32, 32), y: (B,) -> logits (B,): ψ(h) + <embed(y), h> (the projection)."""
         h = self.features(x)
         return self.linear(h)[:, 0] + (self.embed(y) * h).sum(dim=1)
+
+
+class SAGAN(nn.Module):
+    """G and D as one module, so that one checkpoint, one optimizer (a parameter group each, for
+    TTUR: optim.group_lr) and the trainer's resume cover both; plus, with ``ema_decay``, a copy
+    of G whose weights are the exponential moving average of G's after each of its updates
+    (Yazıcı et al. 2019; BigGAN's G_ema), not trained by the optimizer, used for evaluation."""
+
+    def __init__(self, cfg: SAGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.generator = Generator(cfg)
+        self.discriminator = Discriminator(cfg)
+        self.generator_ema = None
+        if cfg.ema_decay is not None:
+            if not 0 < cfg.ema_decay < 1:
+                raise ValueError(f"model.ema_decay={cfg.ema_decay} must be in (0, 1), or null for no moving average.")
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    def named_parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The trained parameters by player (the EMA copy is not trained)."""
+        return {"generator": list(self.generator.parameters()), "discriminator": list(self.discriminator.parameters())}
+
+    def sampler(self) -> Generator:
+        """The generator that evaluation and figures use: the moving average if kept, else G."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * G, parameter by parameter; buffers (BatchNorm
+        statistics, spectral-norm vectors) are copied from G."""
+        if self.generator_ema is None:
+            return
+        for averaged, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            averaged.lerp_(current, 1 - self.cfg.ema_decay)
+        for averaged, current in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            averaged.copy_(current)
+
+    def attention_modules(self) -> list[nn.Module]:
+        return [*self.generator.attention.values(), *self.discriminator.attention.values()]
 
 
 def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
