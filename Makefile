@@ -16,7 +16,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status"
 .PHONY: help venv test lint test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
 	reproduce-cbam reproduce-nonlocal reproduce-cnn-attention-converged reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
-	results presets mutation data-cifar10 data-multi30k clean
+	reproduce-sagan feature-classifier bench-sagan results presets mutation data-cifar10 data-multi30k clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/[$$][$$]/$$/g' | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ test-slow: $(STAMP) ## the long tests marked slow (every README training command
 train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU budget (~1.5 h on 2 cores)
 	$(PY) -m attention_zoo.train experiment=resnet_cifar_cpu $(ARGS)
 
-bench: bench-resnet bench-cnn-attention bench-translation bench-transformer bench-captioning ## all speed measurements below
+bench: bench-resnet bench-cnn-attention bench-translation bench-transformer bench-captioning bench-sagan ## all speed measurements below
 
 bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
 	$(PY) scripts/bench_resnet.py --compile $(ARGS)
@@ -126,6 +126,24 @@ endif
 reproduce-show-attend-tell-scenes: $(STAMP) ## Show-Attend-Tell on the generated scenes set, soft then hard attention (runs on a CPU)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell_scenes $(ARGS)
 	$(PY) -m attention_zoo.train experiment=show_attend_tell_scenes_hard $(ARGS)
+
+# The feature space of the GAN metrics: ResNet-20 of resnet_cifar_converged_cpu (seed 0), exported to one file.
+FEATURE_CLASSIFIER := $(RUNS)/feature_classifier/resnet20_cifar10.pt
+feature-classifier: $(STAMP) ## the CIFAR-10 classifier whose features score the GANs: trains resnet_cifar_converged_cpu seed 0 unless a finished run exists (~2 h), exports it to runs/feature_classifier/resnet20_cifar10.pt
+	@test -f $(FEATURE_CLASSIFIER) || { \
+		finished="grep -l '\"status\": \"completed\"' $(RUNS)/resnet_cifar_converged_cpu/*/metrics.json 2>/dev/null | xargs -r grep -l '\"seed\": 0,' | sort | tail -n 1"; \
+		run=$$(eval "$$finished"); \
+		test -n "$$run" || { $(PY) -m attention_zoo.train experiment=resnet_cifar_converged_cpu seed=0 && run=$$(eval "$$finished"); }; \
+		$(PY) -m attention_zoo.portable $$(dirname $$run) -o $(FEATURE_CLASSIFIER); }
+	@echo "feature classifier: $(FEATURE_CLASSIFIER)"
+
+GAN_SEEDS ?= 0 1 2
+reproduce-sagan: feature-classifier ## Zhang et al. 2019 Table 1 at 32x32: no attention / attention at 8x8 / at 16x16 x GAN_SEEDS (BUDGET=cpu ~1 h a run; resumable; finished runs collected into results/runs)
+	$(PY) scripts/run_variants.py --collect --experiment $(call preset,sagan) --group gan_attention --variants none feat8 feat16 \
+		--seeds $(GAN_SEEDS) $(if $(ARGS),-- $(ARGS))
+
+bench-sagan: $(STAMP) ## SAGAN at the CPU preset: G/D parameters and FLOPs, D+G iterations/s and sampling images/s per attention placement
+	$(PY) scripts/bench_sagan.py $(ARGS)
 
 figure-bleu-by-length: $(STAMP) ## Bahdanau Fig. 2 from the newest seq2seq and rnnsearch runs of $$BUDGET
 	$(if $(and $(call latest,$(call preset,seq2seq)),$(call latest,$(call preset,rnnsearch))), \

@@ -78,6 +78,11 @@ def describe_model(m: dict) -> str:
             f"{m['encoder']} ({'fine-tuned' if m['fine_tune_encoder'] else 'frozen'}, weights {m['encoder_weights']}) "
             f"+ LSTM {m['hidden_dim']}, {m['attention']} attention {m['attention_dim']}, embeddings {m['embed_dim']}"
         )
+    if name == "sagan":
+        where = ", ".join(f"{s}x{s}" for s in m["attention_at"]) or "none"
+        ema = f", EMA of G {_g(m['ema_decay'])}" if m["ema_decay"] else ""
+        networks = f"SN-ResNet G {m['g_width']} / projection D {m['d_width']} channels, z {m['z_dim']}"
+        return f"{networks}, self-attention at {where}{ema}"
     return name
 
 
@@ -124,6 +129,8 @@ def describe_optimizer(o: dict, clip) -> str:
         "rmsprop": f"alpha {_g(o.get('alpha', 0))}",
     }
     text = f"{name} lr {_g(o['lr'])}, {extra.get(name, '')}, wd {_g(o.get('weight_decay', 0))}"
+    if o.get("group_lr"):
+        text += ", " + ", ".join(f"{group} lr {_g(lr)}" for group, lr in o["group_lr"].items())
     return text + (f", grad norm clip {_g(clip)}" if clip else "")
 
 
@@ -136,6 +143,8 @@ def describe_loss(t: dict) -> str:
         return {"token": "mean over target tokens", "sentence": "summed per sentence, mean over sentences"}[
             t["loss_normalization"]
         ]
+    if t["name"] == "generation":
+        return f"hinge (Eq. 4), mean over images; {t['d_steps_per_g_step']} D step(s) per G step"
     return "summed per caption, divided by target tokens"
 
 
@@ -158,6 +167,8 @@ def describe_init(m: dict) -> str:
         }[m["init"]]
     if name == "transformer":
         return "Xavier-uniform weights, embeddings N(0, d^-0.5)"
+    if name == "sagan":
+        return "PyTorch defaults, spectral norm on every conv/linear, cBN gains and biases 0, γ = 0"
     return "PyTorch defaults (encoder: its weights)"
 
 
@@ -174,6 +185,8 @@ def describe_regularization(cfg: dict) -> str:
         parts.append(f"weight decay {_g(o['weight_decay'])}")
     if t["name"] == "captioning":
         parts.append(f"doubly stochastic λ {_g(t['doubly_stochastic'])}")
+    if m["name"] == "sagan":
+        parts.append("spectral normalization in G and D")
     if cfg["trainer"].get("early_stopping_patience"):
         parts.append(f"early stopping {cfg['trainer']['early_stopping_patience']} epochs")
     if cfg["trainer"].get("average_last_epochs"):
@@ -185,6 +198,8 @@ def describe_decoding(cfg: dict) -> str:
     t = cfg["task"]
     if t["name"] == "classification":
         return "argmax"
+    if t["name"] == "generation":
+        return "samples of " + ("G's moving average" if cfg["model"]["ema_decay"] else "G") + ", eval-mode BatchNorm"
     text = f"beam {t['test_beam']}, stop {t['beam_stop']}"
     if t["name"] == "translation":
         text += f", length penalty {_g(t['length_penalty'])}, max {_g(t['max_len_a'])}·|x| + {t['max_len_b']}"

@@ -165,3 +165,20 @@ def test_hinge_losses_follow_eq_4():
     real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-2.0, 0.0, 1.5])
     assert float(hinge_discriminator_loss(real, fake)) == pytest.approx((0 + 0.5 + 2) / 3 + (0 + 1 + 2.5) / 3)
     assert float(hinge_generator_loss(fake)) == pytest.approx(-(-2.0 + 0.0 + 1.5) / 3)
+
+
+def test_one_seed_gives_every_attention_placement_the_same_other_weights():
+    """The runs of one seed pair across Table 1's variants: only the attention modules differ."""
+    from attention_zoo.models.sagan import SAGAN
+
+    def weights(attention_at):
+        torch.manual_seed(3)
+        model = SAGAN(SAGANConfig(z_dim=8, g_width=16, d_width=16, attention_at=attention_at))
+        return {k: v for k, v in model.state_dict().items() if ".attention." not in k}, torch.rand(1)
+
+    plain, after_plain = weights([])
+    for placement in ([8], [16], [8, 16]):
+        other, after_other = weights(placement)
+        assert other.keys() == plain.keys()
+        assert all(torch.equal(other[k], plain[k]) for k in plain), placement
+        assert torch.equal(after_other, after_plain)  # and the global stream goes on where it would have

@@ -89,6 +89,7 @@ MODEL_ONLY = {
     "attention_types": ("transformer", "attention"),
     "block_attention": ("cifar_resnet", "block"),
     "non_local_stages": ("cifar_resnet", "block"),
+    "attention_at": ("sagan", "gan_attention"),
 }
 
 

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from attention_zoo.attention.sagan import SelfAttention2d
+from attention_zoo.engine.seeding import own_random_stream
 
 ATTENTION_SIZES = (8, 16)  # feature-map widths of 32x32 nets where attention can go (Table 1 style)
 
@@ -104,6 +105,17 @@ class SAGANConfig:
     ema_decay: float | None = None  # keep an exponential moving average of G's weights (e.g. 0.999); None = off
 
 
+def attention_modules(channels: int, cfg: SAGANConfig, stream: int) -> nn.ModuleDict:
+    """{"size": self-attention} for each size of ``cfg.attention_at``, each drawing its initial
+    weights from a random stream of its own: with or without attention, seed s gives G and D the
+    same other weights, so that the runs of one seed pair across the variants."""
+    modules = {}
+    for size in cfg.attention_at:
+        with own_random_stream(stream + size):
+            modules[str(size)] = SelfAttention2d(channels, cfg.attention_reduction)
+    return nn.ModuleDict(modules)
+
+
 class Generator(nn.Module):
     def __init__(self, cfg: SAGANConfig):
         super().__init__()
@@ -111,7 +123,7 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.linear = spectral_norm(nn.Linear(cfg.z_dim, 4 * 4 * w))
         self.blocks = nn.ModuleList(GeneratorBlock(w, w, cfg.num_classes) for _ in range(3))  # 8, 16, 32
-        self.attention = nn.ModuleDict({str(size): SelfAttention2d(w, cfg.attention_reduction) for size in cfg.attention_at})
+        self.attention = attention_modules(w, cfg, stream=2000)
         self.out_norm = nn.BatchNorm2d(w)
         self.out_conv = sn_conv(w, 3)
 
@@ -137,7 +149,7 @@ class Discriminator(nn.Module):
                 DiscriminatorBlock(w, w, downsample=False),  # 8
             ]
         )
-        self.attention = nn.ModuleDict({str(size): SelfAttention2d(w, cfg.attention_reduction) for size in cfg.attention_at})
+        self.attention = attention_modules(w, cfg, stream=3000)
         self.linear = spectral_norm(nn.Linear(w, 1))
         self.embed = spectral_norm(nn.Embedding(cfg.num_classes, w))
 
