@@ -56,9 +56,14 @@ def describe_model(m: dict) -> str:
         text = f"ResNet-{m['depth']} (widths {m['widths']}, shortcut {m['shortcut']})"
         if m["block_attention"] != "none":
             text += f" + {m['block_attention']} {m['block_attention_options'] or ''}".rstrip()
-        if m["non_local_stages"]:
+        if m["non_local_stages"] and m.get("non_local_kind") == "generalized":
+            terms = m["non_local_options"].get("attention_type")
+            text += f" + generalized attention {terms} at stages {m['non_local_stages']} ({m['non_local_placement']})"
+        elif m["non_local_stages"]:
             instantiation = m["non_local_options"].get("instantiation")
             text += f" + non-local {instantiation} at stages {m['non_local_stages']} ({m['non_local_placement']})"
+        if m.get("deformable_stages"):
+            text += f" + deformable conv v{2 if m['deformable_modulated'] else 1} at stages {m['deformable_stages']}"
         return text
     if name == "seq2seq":
         layers = f"{m['num_layers']}x{m['hidden_dim']} {m['cell'].upper()}"

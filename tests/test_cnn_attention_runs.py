@@ -94,6 +94,17 @@ def test_figure_maps_have_the_feature_map_shapes_and_non_local_rows_are_weights(
     assert non_local_maps(CifarResNet(ResNetConfig(depth=8)), images, [(0.5, 0.5)]) == {}
 
 
+def test_generalized_attention_figures_draw_the_weights_over_its_key_grid():
+    torch.manual_seed(0)
+    options = {"attention_type": "0101", "heads": 4, "kv_stride": 2}
+    model = CifarResNet(
+        ResNetConfig(depth=14, non_local_stages=(2,), non_local_kind="generalized", non_local_options=options)
+    ).eval()
+    (weights,) = non_local_maps(model, torch.randn(2, 3, 32, 32), [(0.5, 0.5)]).values()
+    assert weights.shape == (2, 8, 8)  # 16x16 map, keys every 2nd row and column
+    assert torch.allclose(weights.sum(dim=(1, 2)), torch.ones(2), atol=1e-5)
+
+
 def test_per_class_figure_images_take_the_first_test_image_of_each_class():
     labels = torch.tensor([3, 3, 0, 1, 0, 2, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11])
     assert first_of_each_class(labels) == [2, 3, 5, 0, 8, 9, 10, 11, 12, 13]  # classes 0-9, 10 and 11 left out

@@ -31,6 +31,7 @@ def _cifar_resnet(cfg: Mapping[str, Any], data) -> nn.Module:
     options = _fields(cfg, ("name",))
     options["widths"] = tuple(options["widths"])
     options["non_local_stages"] = tuple(options["non_local_stages"])
+    options["deformable_stages"] = tuple(options.get("deformable_stages", ()))
     return CifarResNet(ResNetConfig(**options))
 
 

@@ -443,7 +443,14 @@ def check_resume_config(current: dict, stored: dict, path: Path) -> None:
 
 
 # Settings added after runs were recorded, with the value that those older runs used.
-ADDED_SETTINGS = {"data.test_set": "test2016", "data.source": "files", "data.normalize": "mean_std"}
+ADDED_SETTINGS = {
+    "data.test_set": "test2016",
+    "data.source": "files",
+    "data.normalize": "mean_std",
+    "model.non_local_kind": "non_local",
+    "model.deformable_stages": [],
+    "model.deformable_modulated": True,
+}
 
 
 def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] = ENVIRONMENT_KEYS) -> dict[str, tuple[Any, Any]]:

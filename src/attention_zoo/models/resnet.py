@@ -26,6 +26,13 @@ model, in res4); "every_other" after every second block (the paper's 5- and 10-b
 put them in res3 and res4 at every other block: after blocks 2, 4, ...); "all" after every block.
 Stage 2 (16x16) and stage 1 (32x32) play the parts of res4 (14x14) and res3 (28x28).
 With n = 3 (ResNet-20) "before_last" and "every_other" coincide.
+``non_local_kind="generalized"`` puts Zhu et al.'s generalized attention (attention/generalized_2d.py,
+terms E1..E4 chosen by ``non_local_options.attention_type``) in those places instead.
+
+Deformable convolution (attention/deformable.py; Zhu et al. 2019 study it as spatial attention):
+every 3x3 convolution of the blocks of ``deformable_stages`` samples at learned offsets (v2,
+modulated, unless ``deformable_modulated=false``), as DCN replaces the 3x3 convolutions of
+ResNet stages conv3-conv5. Its offsets start at zero.
 """
 
 from __future__ import annotations
@@ -37,12 +44,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from attention_zoo.attention import build_block_attention
+from attention_zoo.attention.deformable import DeformableConv2d
+from attention_zoo.attention.generalized_2d import GeneralizedAttention2d
 from attention_zoo.attention.non_local import NonLocalBlock
 from attention_zoo.choices import check_choice
 from attention_zoo.engine.seeding import own_random_stream
 
 SHORTCUTS = ("A", "B")
 NON_LOCAL_PLACEMENTS = ("before_last", "every_other", "all")
+NON_LOCAL_KINDS = {"non_local": NonLocalBlock, "generalized": GeneralizedAttention2d}  # modules between residual blocks
 
 
 @dataclass
@@ -55,7 +65,10 @@ class ResNetConfig:
     block_attention_options: dict = field(default_factory=dict)
     non_local_stages: tuple[int, ...] = ()  # 1-based stages that get non-local blocks; () = none
     non_local_placement: str = "before_last"
-    non_local_options: dict = field(default_factory=dict)  # NonLocalBlock arguments: instantiation, subsample, ...
+    non_local_options: dict = field(default_factory=dict)  # the module's arguments: instantiation, subsample, ...
+    non_local_kind: str = "non_local"  # non_local (Wang et al.) | generalized (Zhu et al., E1..E4)
+    deformable_stages: tuple[int, ...] = ()  # 1-based stages whose 3x3 convolutions are deformable
+    deformable_modulated: bool = True  # DCN v2 (a modulation per tap) or v1
 
     def blocks_per_stage(self) -> int:
         if (self.depth - 2) % 6 != 0 or self.depth < 8:
@@ -98,14 +111,22 @@ class PadChannelsShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, *self.pad))  # (B, C_out, H/s, W/s)
 
 
+def conv3x3(in_channels: int, out_channels: int, stride: int, deformable: bool, modulated: bool) -> nn.Module:
+    if deformable:
+        return DeformableConv2d(in_channels, out_channels, 3, stride=stride, padding=1, modulated=modulated)
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers, attention on the branch, shortcut addition, ReLU (Fig. 2)."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, cfg: ResNetConfig, index: int = 0):
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, cfg: ResNetConfig, index: int = 0, deformable: bool = False
+    ):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = conv3x3(in_channels, out_channels, stride, deformable, cfg.deformable_modulated)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.conv2 = conv3x3(out_channels, out_channels, 1, deformable, cfg.deformable_modulated)
         self.bn2 = nn.BatchNorm2d(out_channels)
         with own_random_stream(index):  # the backbone's weights stay those of the plain network
             self.attention = build_block_attention(cfg.block_attention, out_channels, **cfg.block_attention_options)
@@ -129,6 +150,9 @@ class CifarResNet(nn.Module):
     def __init__(self, cfg: ResNetConfig):
         super().__init__()
         check_choice("shortcut option", cfg.shortcut, SHORTCUTS)
+        check_choice("non_local_kind", cfg.non_local_kind, NON_LOCAL_KINDS)
+        if any(s not in (1, 2, 3) for s in cfg.deformable_stages):
+            raise ValueError(f"deformable_stages must be among 1, 2, 3; got {list(cfg.deformable_stages)}.")
         n = cfg.blocks_per_stage()
         self.cfg = cfg
         self.stem = nn.Sequential(nn.Conv2d(3, cfg.widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(cfg.widths[0]), nn.ReLU())
@@ -138,24 +162,27 @@ class CifarResNet(nn.Module):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
                 index = stage * n + i  # the block's own random stream (its attention's initial weights)
-                blocks.append(BasicBlock(in_channels, width, stride, cfg, index))
+                blocks.append(BasicBlock(in_channels, width, stride, cfg, index, deformable=stage + 1 in cfg.deformable_stages))
                 in_channels = width
                 if i in non_local_after:
                     with own_random_stream(1000 + index):
-                        blocks.append(NonLocalBlock(width, **cfg.non_local_options))
+                        blocks.append(NON_LOCAL_KINDS[cfg.non_local_kind](width, **cfg.non_local_options))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.head = nn.Linear(in_channels, cfg.num_classes)
-        non_local = tuple(f"{name}." for name, m in self.named_modules() if isinstance(m, NonLocalBlock))
+        between = tuple(f"{name}." for name, m in self.named_modules() if isinstance(m, tuple(NON_LOCAL_KINDS.values())))
         for name, module in self.named_modules():
-            # The network's own convolutions only: attention modules keep their papers' inits.
-            if isinstance(module, nn.Conv2d) and ".attention" not in name and not name.startswith(non_local):
+            # The network's own convolutions only: attention modules and offset predictors keep their papers' inits.
+            own = ".attention" not in name and not name.startswith(between) and not name.endswith(".offset")
+            if isinstance(module, nn.Conv2d) and own:
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def attention_modules(self) -> list[nn.Module]:
-        """The modules that the plain network does not have: block attention and non-local blocks."""
+        """The modules that the plain network does not have: block attention, non-local or generalized
+        attention blocks, and deformable convolutions."""
         branch = [m.attention for m in self.modules() if isinstance(m, BasicBlock) and not isinstance(m.attention, nn.Identity)]
-        return [*branch, *(m for m in self.modules() if isinstance(m, NonLocalBlock))]
+        others = (*NON_LOCAL_KINDS.values(), DeformableConv2d)
+        return [*branch, *(m for m in self.modules() if isinstance(m, others))]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The globally average-pooled last stage, the classifier's input: (B, widths[-1])."""

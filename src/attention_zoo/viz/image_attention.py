@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from attention_zoo.attention.cbam import SpatialAttention
+from attention_zoo.attention.generalized_2d import GeneralizedAttention2d
 from attention_zoo.attention.non_local import NonLocalBlock
 from attention_zoo.viz.attention import pyplot, save_figure
 
@@ -53,9 +54,10 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module, targets: 
 
 
 def non_local_maps(model: nn.Module, images: torch.Tensor, queries: Sequence[Sequence[float]]) -> dict[str, torch.Tensor]:
-    """{"query (y, x)": (B, h, w)}: the first non-local block's weights over its key grid for each
-    query, given as (y, x) fractions of the feature map; {} for a model without non-local blocks."""
-    blocks = [m for m in model.modules() if isinstance(m, NonLocalBlock)]
+    """{"query (y, x)": (B, h, w)}: the first non-local (or generalized attention) block's weights
+    over its key grid for each query, given as (y, x) fractions of the feature map (a generalized
+    block's heads averaged); {} for a model without such blocks."""
+    blocks = [m for m in model.modules() if isinstance(m, (NonLocalBlock, GeneralizedAttention2d))]
     if not blocks:
         return {}
     captured = {}
@@ -64,11 +66,17 @@ def non_local_maps(model: nn.Module, images: torch.Tensor, queries: Sequence[Seq
         with torch.no_grad():
             model(images)
             x = captured["x"]  # (B, C, H, W)
-            weights = blocks[0].attention(x)  # (B, H*W, M)
+            if isinstance(blocks[0], GeneralizedAttention2d):
+                weights = blocks[0].last_weights.mean(dim=1)  # (B, H*W, M), heads averaged
+            else:
+                weights = blocks[0].attention(x)  # (B, H*W, M)
     finally:
         hook.remove()
     height, width = x.shape[-2:]
-    key_height = height // 2 if blocks[0].pool is not None else height
+    if isinstance(blocks[0], GeneralizedAttention2d):
+        key_height = -(-height // blocks[0].kv_stride)
+    else:
+        key_height = height // 2 if blocks[0].pool is not None else height
     maps = {}
     for y, x_frac in queries:
         row, col = min(int(y * height), height - 1), min(int(x_frac * width), width - 1)
