@@ -16,7 +16,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status"
 .PHONY: help venv test lint test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
 	reproduce-cbam reproduce-nonlocal reproduce-cnn-attention-converged reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
-	reproduce-sagan feature-classifier bench-sagan reproduce-generalized-attention-vision results presets mutation data-cifar10 data-multi30k clean
+	reproduce-sagan feature-classifier bench-sagan reproduce-generalized-attention-vision reproduce-nonlocal-video results presets mutation data-cifar10 data-multi30k clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/[$$][$$]/$$/g' | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -112,6 +112,10 @@ GENERALIZED_VISION = none generalized_all generalized_no_e1 generalized_e1 gener
 reproduce-generalized-attention-vision: $(STAMP) ## Zhu et al. 2019 on images: E1..E4 subsets and deformable conv in ResNet-20, SEEDS="0 1 2" (BUDGET=cpu: the 4-epoch budget; resumable; collected into results/runs)
 	$(PY) scripts/run_variants.py --collect --experiment $(call preset,cifar_attention) --group block \
 		--variants $(GENERALIZED_VISION) --seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
+
+reproduce-nonlocal-video: $(STAMP) ## Wang et al. 2018 on video: C2D with 0, 1 and 5 spacetime non-local blocks on the generated moving-shapes clips, SEEDS="0 1 2" (resumable; collected into results/runs)
+	$(PY) scripts/run_variants.py --collect --experiment nonlocal_video_cpu --group video_nonlocal --variants none nl1 nl5 \
+		--seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
 
 CONVERGED_SEEDS ?= 0 1 2 3 4
 reproduce-cnn-attention-converged: $(STAMP) ## plain / SE / CBAM / 1 non-local block at the converged ResNet-20 budget, 5 paired seeds (~2-3 h a run on 2 cores; resumable; finished runs collected into results/runs)

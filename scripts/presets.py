@@ -83,6 +83,10 @@ def describe_model(m: dict) -> str:
             f"{m['encoder']} ({'fine-tuned' if m['fine_tune_encoder'] else 'frozen'}, weights {m['encoder_weights']}) "
             f"+ LSTM {m['hidden_dim']}, {m['attention']} attention {m['attention_dim']}, embeddings {m['embed_dim']}"
         )
+    if name == "c2d":
+        blocks = len(m["non_local_after_blocks"]) if m["non_local_after_blocks"] else "placed"
+        where = f"{blocks} spacetime non-local blocks" if m["non_local_stages"] else "no non-local block"
+        return f"C2D: ResNet-{m['depth']} per frame, {where}, mean over time and space"
     if name == "sagan":
         where = ", ".join(f"{s}x{s}" for s in m["attention_at"]) or "none"
         ema = f", EMA of G {_g(m['ema_decay'])}" if m["ema_decay"] else ""
@@ -102,6 +106,8 @@ def describe_batch(d: dict) -> str:
         )
         cap = f", <= {d['max_sentences']} sentences" if d.get("max_sentences") else ""
         return f"<= {d['max_tokens']} padded tokens a side{cap} ({tok})"
+    if d["kind"] == "videos":
+        return f"{d['batch_size']} clips of {d['frames']} frames at {d['size']}x{d['size']}"
     if d.get("group_by") == "image":
         return f"{d['batch_size'] // 5} images x their 5 captions"
     return f"{d['batch_size']} captions of one length"
@@ -140,9 +146,11 @@ def describe_optimizer(o: dict, clip) -> str:
 
 
 def describe_loss(t: dict) -> str:
-    if t["name"] == "classification":
-        return "cross-entropy, mean over images" + (
-            f", label smoothing {_g(t['label_smoothing'])}" if t.get("label_smoothing") else ""
+    if t["name"] in ("classification", "video_classification"):
+        return (
+            "cross-entropy, mean over "
+            + ("clips" if t["name"] == "video_classification" else "images")
+            + (f", label smoothing {_g(t['label_smoothing'])}" if t.get("label_smoothing") else "")
         )
     if t["name"] == "translation":
         return {"token": "mean over target tokens", "sentence": "summed per sentence, mean over sentences"}[
@@ -155,7 +163,7 @@ def describe_loss(t: dict) -> str:
 
 def describe_init(m: dict) -> str:
     name = m["name"]
-    if name == "cifar_resnet":
+    if name in ("cifar_resnet", "c2d"):
         text = "He normal (fan-out) convolutions, BN (1, 0)"
         if m["non_local_stages"]:
             o = m["non_local_options"]
@@ -201,7 +209,7 @@ def describe_regularization(cfg: dict) -> str:
 
 def describe_decoding(cfg: dict) -> str:
     t = cfg["task"]
-    if t["name"] == "classification":
+    if t["name"] in ("classification", "video_classification"):
         return "argmax"
     if t["name"] == "generation":
         return "samples of " + ("G's moving average" if cfg["model"]["ema_decay"] else "G") + ", eval-mode BatchNorm"
@@ -262,7 +270,8 @@ def data_fields(cfg) -> dict[str, str]:
     elif container["data"]["kind"] == "captions":
         fields["batch_measured"] = f"{len(data.train_pairs) / steps_per_epoch:.1f} captions on average"
     else:
-        fields["batch_measured"] = f"{container['data']['batch_size']} images of {len(data.train.labels):,}"
+        unit = "clips" if container["data"]["kind"] == "videos" else "images"
+        fields["batch_measured"] = f"{container['data']['batch_size']} {unit} of {len(data.train.labels):,}"
     return fields
 
 

@@ -47,7 +47,7 @@ def test_the_data_switch_gives_both_grids_a_cifar100_head(compose_cfg, block):
 
 def test_block_options_are_refused_for_other_models(compose_cfg):
     cfg = compose_cfg(["experiment=transformer_cpu", "block=cbam"])
-    with pytest.raises(ValueError, match="apply to model=cifar_resnet, not transformer"):
+    with pytest.raises(ValueError, match="apply to model=cifar_resnet|c2d, not transformer"):
         build_model(OmegaConf.to_container(cfg.model, resolve=True), _NoData())
 
 

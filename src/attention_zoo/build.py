@@ -11,6 +11,8 @@ from torch import nn
 from attention_zoo.data.captions import CaptionConfig, CaptionData
 from attention_zoo.data.cifar import CifarConfig, CifarData
 from attention_zoo.data.translation import TranslationConfig, TranslationData
+from attention_zoo.data.videos import VideoConfig, VideoData
+from attention_zoo.models.c2d import C2D
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
 from attention_zoo.models.sagan import SAGAN, SAGANConfig
@@ -21,18 +23,20 @@ from attention_zoo.tasks.captioning import CaptioningTask
 from attention_zoo.tasks.classification import ClassificationTask
 from attention_zoo.tasks.generation import GenerationTask
 from attention_zoo.tasks.translation import TranslationTask
+from attention_zoo.tasks.video_classification import VideoClassificationTask
 
 
 def _fields(cfg: Mapping[str, Any], drop: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in drop}
 
 
-def _cifar_resnet(cfg: Mapping[str, Any], data) -> nn.Module:
+def _resnet_config(cfg: Mapping[str, Any]) -> ResNetConfig:
     options = _fields(cfg, ("name",))
     options["widths"] = tuple(options["widths"])
     options["non_local_stages"] = tuple(options["non_local_stages"])
     options["deformable_stages"] = tuple(options.get("deformable_stages", ()))
-    return CifarResNet(ResNetConfig(**options))
+    options["non_local_after_blocks"] = tuple(tuple(pair) for pair in options.get("non_local_after_blocks", ()))
+    return ResNetConfig(**options)
 
 
 def _vocab_sizes(data) -> dict[str, int]:
@@ -56,9 +60,11 @@ DATA: dict[str, Callable] = {
     "captions": lambda cfg, seed: CaptionData(CaptionConfig(**_fields(cfg, ("kind",))), seed=seed),
     "cifar": lambda cfg, seed: CifarData(CifarConfig(**_fields(cfg, ("kind",))), seed=seed),
     "multi30k": lambda cfg, seed: TranslationData(TranslationConfig(**_fields(cfg, ("kind",))), seed=seed),
+    "videos": lambda cfg, seed: VideoData(VideoConfig(**_fields(cfg, ("kind",))), seed=seed),
 }
 MODELS: dict[str, Callable] = {
-    "cifar_resnet": _cifar_resnet,
+    "cifar_resnet": lambda cfg, data: CifarResNet(_resnet_config(cfg)),
+    "c2d": lambda cfg, data: C2D(_resnet_config(cfg)),
     "seq2seq": lambda cfg, data: Seq2Seq(Seq2SeqConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
     "rnnsearch": lambda cfg, data: RNNSearch(RNNSearchConfig(**_vocab_sizes(data), **_fields(cfg, ("name",)))),
     "transformer": _transformer,
@@ -72,6 +78,7 @@ TASKS: dict[str, Callable] = {
     "classification": lambda cfg, data, run_dir, device: ClassificationTask(data, run_dir, **_fields(cfg, ("name",))),
     "generation": lambda cfg, data, run_dir, device: GenerationTask(data, run_dir, device=device, **_fields(cfg, ("name",))),
     "translation": lambda cfg, data, run_dir, device: TranslationTask(data, run_dir, **_fields(cfg, ("name",))),
+    "video_classification": lambda cfg, data, run_dir, device: VideoClassificationTask(data, run_dir, **_fields(cfg, ("name",))),
 }
 
 
@@ -87,17 +94,19 @@ def build_data(cfg: Mapping[str, Any], seed: int):
 
 # settings that only one model has, and the config group that sets them
 MODEL_ONLY = {
-    "attention_types": ("transformer", "attention"),
-    "block_attention": ("cifar_resnet", "block"),
-    "non_local_stages": ("cifar_resnet", "block"),
-    "attention_at": ("sagan", "gan_attention"),
+    "attention_types": (("transformer",), "attention"),
+    "block_attention": (("cifar_resnet", "c2d"), "block"),
+    "non_local_stages": (("cifar_resnet", "c2d"), "block"),
+    "attention_at": (("sagan",), "gan_attention"),
 }
 
 
 def build_model(cfg: Mapping[str, Any], data) -> nn.Module:
-    for key, (model, group) in MODEL_ONLY.items():
-        if key in cfg and cfg["name"] != model:
-            raise ValueError(f"The {group} variants ({group}=..., model.{key}) apply to model={model}, not {cfg['name']}.")
+    for key, (models, group) in MODEL_ONLY.items():
+        if key in cfg and cfg["name"] not in models:
+            raise ValueError(
+                f"The {group} variants ({group}=..., model.{key}) apply to model={'|'.join(models)}, not {cfg['name']}."
+            )
     return _pick(MODELS, cfg["name"], "model.name")(cfg, data)
 
 

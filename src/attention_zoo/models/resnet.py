@@ -67,6 +67,7 @@ class ResNetConfig:
     non_local_placement: str = "before_last"
     non_local_options: dict = field(default_factory=dict)  # the module's arguments: instantiation, subsample, ...
     non_local_kind: str = "non_local"  # non_local (Wang et al.) | generalized (Zhu et al., E1..E4)
+    non_local_after_blocks: tuple[tuple[int, int], ...] = ()  # explicit (stage, 0-based block) pairs, instead of the placement
     deformable_stages: tuple[int, ...] = ()  # 1-based stages whose 3x3 convolutions are deformable
     deformable_modulated: bool = True  # DCN v2 (a modulation per tap) or v1
 
@@ -88,6 +89,12 @@ class ResNetConfig:
         n = self.blocks_per_stage()
         if stage not in self.non_local_stages:
             return []
+        if self.non_local_after_blocks:
+            after = sorted(block for s, block in self.non_local_after_blocks if s == stage)
+            if any(not 0 <= block < n for block in after):
+                pairs = list(self.non_local_after_blocks)
+                raise ValueError(f"non_local_after_blocks {pairs}: stage {stage} has blocks 0..{n - 1}.")
+            return after
         if self.non_local_placement == "before_last":
             if n < 2:
                 raise ValueError(f"non_local_placement=before_last needs 2+ blocks per stage; depth {self.depth} has {n}.")

@@ -118,3 +118,57 @@ def plot_maps(
     if title:  # wrapped to the figure's width (about 11 characters per inch at 9 pt)
         fig.suptitle(textwrap.fill(title, width=int(11 * fig.get_figwidth())), fontsize=9)
     return save_figure(fig, path)
+
+
+def spacetime_maps(model: nn.Module, clips: torch.Tensor, queries: Sequence[Sequence[float]]) -> dict[str, torch.Tensor]:
+    """{"query (t, y, x)": (B, T, h, w)}: the first spacetime non-local block's weights over all
+    its key positions (every frame) for each query, given as (t, y, x) fractions of the volume
+    (Wang et al. Figs. 1 and 3); {} for a model without one."""
+    blocks = [m for m in model.modules() if isinstance(m, NonLocalBlock) and m.dims == 3]
+    if not blocks:
+        return {}
+    captured = {}
+    hook = blocks[0].register_forward_hook(lambda m, inputs, out: captured.__setitem__("x", inputs[0]))
+    try:
+        with torch.no_grad():
+            model(clips)
+            x = captured["x"]  # (B, C, T, H, W)
+            weights = blocks[0].attention(x)  # (B, T·H·W, M)
+    finally:
+        hook.remove()
+    frames, height, width = x.shape[2:]
+    key_h, key_w = (height // 2, width // 2) if blocks[0].pool is not None else (height, width)
+    maps = {}
+    for t, y, x_frac in queries:
+        index = (min(int(t * frames), frames - 1) * height + min(int(y * height), height - 1)) * width
+        index += min(int(x_frac * width), width - 1)
+        maps[f"query (t {t:g}, y {y:g}, x {x_frac:g})"] = weights[:, index].reshape(len(clips), frames, key_h, key_w)
+    return maps
+
+
+def plot_spacetime_maps(
+    clips: torch.Tensor, maps: dict[str, torch.Tensor], row_labels: Sequence[str], path: Path, title: str = ""
+) -> Path:
+    """clips: uint8 (B, 3, T, H, W); maps: name -> (B, T, h, w). One row per clip and query, one
+    column per frame: the frame with the weights on it (scaled by the row's maximum, so that the
+    frames of a row compare), and a cross at the query in its own frame."""
+    plt = pyplot()
+    b, _, frames, height, width = clips.shape
+    rows = [(i, name) for i in range(b) for name in maps]
+    fig, axes = plt.subplots(len(rows), frames, figsize=(1.3 * frames + 0.4, 1.4 * len(rows) + 0.5), squeeze=False)
+    for r, (i, name) in enumerate(rows):
+        weights = F.interpolate(maps[name][i][:, None].float().cpu(), size=(height, width), mode="nearest")[:, 0]
+        weights = weights / weights.max().clamp_min(1e-12)  # (T, H, W)
+        t, y, x = (float(v.split()[1]) for v in name.removeprefix("query (").removesuffix(")").split(", "))
+        for f in range(frames):
+            axes[r, f].imshow(clips[i, :, f].permute(1, 2, 0).cpu().numpy())
+            axes[r, f].imshow(weights[f].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            if f == min(int(t * frames), frames - 1):
+                axes[r, f].plot(x * width - 0.5, y * height - 0.5, "w+", markersize=9, markeredgewidth=2)
+            axes[r, f].set_xticks([]), axes[r, f].set_yticks([])
+        axes[r, 0].set_ylabel(f"{row_labels[i]}\n{name.removeprefix('query ')}", fontsize=6)
+    for f in range(frames):
+        axes[0, f].set_title(f"frame {f + 1}", fontsize=8)
+    if title:
+        fig.suptitle(textwrap.fill(title, width=int(11 * fig.get_figwidth())), fontsize=9)
+    return save_figure(fig, path)
