@@ -121,7 +121,7 @@ def test_explicit_block_pairs_place_wang_et_al_s_five_blocks():
         CifarResNet(ResNetConfig(depth=20, non_local_stages=(2,), non_local_after_blocks=((2, 3),)))
 
 
-@pytest.mark.parametrize("variant", ["none", "nl1"])
+@pytest.mark.parametrize("variant", [pytest.param("none", marks=pytest.mark.slow), "nl1"])  # none: `make test-slow`
 def test_a_clip_classification_run_records_its_accuracy_and_attention_over_time(tmp_path, variant):
     env = entrypoint_env(tmp_path / "data", tmp_path)
     run_train(env, *VIDEO_SMOKE, f"video_nonlocal={variant}")

@@ -53,6 +53,18 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: nn.Module, targets: 
     return LayerAttribution.interpolate(cam, tuple(images.shape[-2:]), interpolate_mode="bilinear")[:, 0].detach()
 
 
+def input_of(block: nn.Module, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """What ``block`` receives when ``model`` runs on ``inputs`` (without gradients)."""
+    captured = {}
+    hook = block.register_forward_hook(lambda m, args, out: captured.__setitem__("x", args[0]))
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        hook.remove()
+    return captured["x"]
+
+
 def non_local_maps(model: nn.Module, images: torch.Tensor, queries: Sequence[Sequence[float]]) -> dict[str, torch.Tensor]:
     """{"query (y, x)": (B, h, w)}: the first non-local (or generalized attention) block's weights
     over its key grid for each query, given as (y, x) fractions of the feature map (a generalized
@@ -60,18 +72,12 @@ def non_local_maps(model: nn.Module, images: torch.Tensor, queries: Sequence[Seq
     blocks = [m for m in model.modules() if isinstance(m, (NonLocalBlock, GeneralizedAttention2d))]
     if not blocks:
         return {}
-    captured = {}
-    hook = blocks[0].register_forward_hook(lambda m, inputs, out: captured.__setitem__("x", inputs[0]))
-    try:
-        with torch.no_grad():
-            model(images)
-            x = captured["x"]  # (B, C, H, W)
-            if isinstance(blocks[0], GeneralizedAttention2d):
-                weights = blocks[0].last_weights.mean(dim=1)  # (B, H*W, M), heads averaged
-            else:
-                weights = blocks[0].attention(x)  # (B, H*W, M)
-    finally:
-        hook.remove()
+    x = input_of(blocks[0], model, images)  # (B, C, H, W)
+    with torch.no_grad():
+        if isinstance(blocks[0], GeneralizedAttention2d):
+            weights = blocks[0].last_weights.mean(dim=1)  # (B, H*W, M), heads averaged, from that forward pass
+        else:
+            weights = blocks[0].attention(x)  # (B, H*W, M)
     height, width = x.shape[-2:]
     if isinstance(blocks[0], GeneralizedAttention2d):
         key_height = -(-height // blocks[0].kv_stride)
@@ -127,15 +133,9 @@ def spacetime_maps(model: nn.Module, clips: torch.Tensor, queries: Sequence[Sequ
     blocks = [m for m in model.modules() if isinstance(m, NonLocalBlock) and m.dims == 3]
     if not blocks:
         return {}
-    captured = {}
-    hook = blocks[0].register_forward_hook(lambda m, inputs, out: captured.__setitem__("x", inputs[0]))
-    try:
-        with torch.no_grad():
-            model(clips)
-            x = captured["x"]  # (B, C, T, H, W)
-            weights = blocks[0].attention(x)  # (B, T·H·W, M)
-    finally:
-        hook.remove()
+    x = input_of(blocks[0], model, clips)  # (B, C, T, H, W)
+    with torch.no_grad():
+        weights = blocks[0].attention(x)  # (B, T·H·W, M)
     frames, height, width = x.shape[2:]
     key_h, key_w = (height // 2, width // 2) if blocks[0].pool is not None else (height, width)
     maps = {}
