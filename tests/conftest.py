@@ -119,3 +119,23 @@ def run_train(env: dict[str, str], *overrides: str, check: bool = True, timeout:
 def run_dirs(runs_root: Path, experiment: str) -> list[Path]:
     """Run directories of an experiment (folders holding .hydra/), oldest first."""
     return sorted((p.parent for p in (runs_root / experiment).glob("**/.hydra")), key=lambda p: p.stat().st_mtime)
+
+
+@pytest.fixture(scope="session")
+def inception_file(tmp_path_factory):
+    """torch-fidelity's Inception-v3 with random weights, saved as its weights file would be (the real
+    weights cannot be fetched here): enough to test that the file is read and the metrics computed."""
+    from unittest import mock
+
+    import torch
+    from torch_fidelity import feature_extractor_inceptionv3 as fidelity
+
+    with (
+        mock.patch.object(fidelity, "load_state_dict_from_url", lambda *a, **k: None),
+        mock.patch.object(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None),
+    ):
+        torch.manual_seed(0)
+        network = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path_factory.mktemp("inception") / "weights.pth"
+    torch.save(network.state_dict(), path)
+    return path

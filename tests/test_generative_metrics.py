@@ -47,3 +47,25 @@ def test_precision_and_recall_tell_a_collapsed_generator_from_a_wrong_one():
 def test_features_of_different_sizes_are_refused():
     with pytest.raises(ValueError, match=r"\(N, D\) and \(M, D\)"):
         feature_space_scores(torch.zeros(3, 4), torch.zeros(3, 5))
+
+
+def test_inception_metrics_read_a_local_weights_file(inception_file):
+    from attention_zoo.metrics.generative import inception_scores
+
+    torch.manual_seed(0)
+    real = torch.randint(0, 256, (12, 3, 32, 32), dtype=torch.uint8)
+    same = inception_scores(real, real, inception_file, batch_size=6)
+    assert abs(same["inception_fid"]) < 1e-2 and 1.0 <= same["inception_score"] < 1001  # exp(KL) over 1008 logits
+    truncated = inception_file.with_name("truncated.pth")  # the network comes from the file: a wrong one fails
+    state = torch.load(inception_file)
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, truncated)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        inception_scores(real, real, truncated)
+
+
+def test_missing_inception_weights_say_where_to_get_them(tmp_path):
+    from attention_zoo.metrics.generative import inception_scores
+
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(FileNotFoundError, match="torch-fidelity's Inception-v3 weights"):
+        inception_scores(images, images, tmp_path / "missing.pth")

@@ -130,6 +130,15 @@ def test_evaluation_samples_the_moving_average_with_fixed_noise(work):
     assert set(first) == {"fid", "precision", "recall"}
 
 
+def test_the_test_split_adds_the_published_metrics_when_inception_weights_are_given(work, inception_file):
+    gan = tiny_gan()
+    task = GenerationTask(feature_classifier=str(work.classifier), inception_weights=str(inception_file))
+    real = [(torch.rand(10, 3, 32, 32) * 2 - 1, torch.arange(10))]
+    assert set(task.evaluate(gan, real, split="val")) == {"fid", "precision", "recall"}  # Inception: test only
+    scores = task.evaluate(gan, real, split="test")
+    assert {"inception_fid", "inception_score", "inception_score_std"} <= set(scores)
+
+
 def test_the_feature_network_must_exist_and_the_message_says_how_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="make feature-classifier"):
         GenerationTask(feature_classifier=str(tmp_path / "nowhere.pt"))

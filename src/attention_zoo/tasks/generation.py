@@ -11,7 +11,9 @@ generated and real images in the feature space of a fixed CIFAR-10 classifier.
   uninterrupted one would.
 - Evaluation (``evaluate``): as many generated images as real ones in the split (or
   ``eval_samples``), with the real images' class labels and a fixed noise draw, scored by
-  FID, precision and recall in the classifier's feature space (metrics/generative.py). The
+  FID, precision and recall in the classifier's feature space (metrics/generative.py); on the
+  test split, with ``inception_weights`` (a local torch-fidelity Inception-v3 file), also the
+  published Inception FID and Inception Score. The
   generator is G's moving average when kept, in eval mode. Selection of the best epoch uses the
   validation FID; the test split is scored once, with the weights that selection chose.
 - Figures: a fixed-noise sample grid (one row per class) after every epoch, in
@@ -28,11 +30,16 @@ import torch
 from torch import nn
 
 from attention_zoo.engine.trainer import StepOutput, unwrap
-from attention_zoo.metrics.generative import ClassifierFeatures, feature_space_scores
+from attention_zoo.metrics.generative import ClassifierFeatures, feature_space_scores, inception_scores
 from attention_zoo.models.sagan import hinge_discriminator_loss, hinge_generator_loss
 from attention_zoo.viz.image_attention import plot_maps
 
 SAMPLES_DIR = "figures/samples"
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> [0, 255] uint8, same shape."""
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 class GenerationTask:
@@ -51,6 +58,7 @@ class GenerationTask:
         sample_columns: int = 10,
         attention_images: int = 4,
         attention_queries: Sequence[Sequence[float]] = ((0.25, 0.25), (0.5, 0.5), (0.75, 0.75)),
+        inception_weights: str | None = None,
         device: torch.device | None = None,
     ):
         if feature_classifier is None:
@@ -65,6 +73,7 @@ class GenerationTask:
         self.d_steps, self.eval_samples, self.noise_seed = d_steps_per_g_step, eval_samples, noise_seed
         self.sample_columns, self.attention_images = sample_columns, attention_images
         self.attention_queries = [tuple(q) for q in attention_queries]
+        self.inception_weights = inception_weights
         self._real_features: dict[tuple[str, int], torch.Tensor] = {}  # (split, n) -> features, computed once
         self.test_details = {"feature_network": self.features.identity, "noise_seed": noise_seed}
 
@@ -105,6 +114,8 @@ class GenerationTask:
         scores = feature_space_scores(self._real_features[key], self.features(fake))
         if split == "test":
             self.test_details["samples"] = n
+            if self.inception_weights:  # the published metrics, on the test split only (Inception is slow on a CPU)
+                scores.update(inception_scores(to_uint8(real[:n]), to_uint8(fake), self.inception_weights))
         return scores
 
     def generate(self, model: nn.Module, classes: torch.Tensor, seed: int, batch_size: int = 250) -> torch.Tensor:
@@ -160,7 +171,7 @@ class GenerationTask:
             row, col = min(int(y * side), side - 1), min(int(x * side), side - 1)
             maps[f"query ({y:g}, {x:g})"] = beta[:, row * side + col].reshape(len(classes), side, side)
         names = getattr(self.data, "class_names", None) or [str(c) for c in range(unwrap(model).cfg.num_classes)]
-        raw = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        raw = to_uint8(images)
         figures["figures/generator_attention"] = plot_maps(
             raw,
             maps,
