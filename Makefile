@@ -16,7 +16,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status"
 .PHONY: help venv test lint test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
 	reproduce-cbam reproduce-nonlocal reproduce-cnn-attention-converged reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
 	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
-	reproduce-sagan feature-classifier bench-sagan reproduce-generalized-attention-vision reproduce-nonlocal-video results presets mutation data-cifar10 data-multi30k clean
+	reproduce-sagan feature-classifier bench-sagan bench-nonlocal-video reproduce-generalized-attention-vision reproduce-nonlocal-video results presets mutation data-cifar10 data-multi30k clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/[$$][$$]/$$/g' | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -43,7 +43,7 @@ test-slow: $(STAMP) ## the long tests marked slow (every README training command
 train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU budget (~1.5 h on 2 cores)
 	$(PY) -m attention_zoo.train experiment=resnet_cifar_cpu $(ARGS)
 
-bench: bench-resnet bench-cnn-attention bench-translation bench-transformer bench-captioning bench-sagan ## all speed measurements below
+bench: bench-resnet bench-cnn-attention bench-translation bench-transformer bench-captioning bench-sagan bench-nonlocal-video ## all speed measurements below
 
 bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
 	$(PY) scripts/bench_resnet.py --compile $(ARGS)
@@ -150,6 +150,9 @@ GAN_SEEDS ?= 0 1 2
 reproduce-sagan: feature-classifier ## Zhang et al. 2019 Table 1 at 32x32: no attention / attention at 8x8 / at 16x16 x GAN_SEEDS (BUDGET=cpu ~1 h a run; resumable; finished runs collected into results/runs)
 	$(PY) scripts/run_variants.py --collect --experiment $(call preset,sagan) --group gan_attention --variants none feat8 feat16 \
 		--seeds $(GAN_SEEDS) $(if $(ARGS),-- $(ARGS))
+
+bench-nonlocal-video: $(STAMP) ## C2D with 0 / 1 / 5 spacetime non-local blocks: seconds per training step, minutes per epoch and per run
+	$(PY) scripts/bench_nonlocal_video.py $(ARGS)
 
 bench-sagan: $(STAMP) ## SAGAN at the CPU preset: G/D parameters and FLOPs, D+G iterations/s and sampling images/s per attention placement
 	$(PY) scripts/bench_sagan.py $(ARGS)
