@@ -1,10 +1,12 @@
 """Re-evaluate a finished captioning run (Show-Attend-Tell) with the current metrics.
 
-python scripts/caption_report.py evaluate runs/show_attend_tell_scenes/<run> [--split test] [--beam 3]
-    decodes the split with the run's best.pt at the given beam width (default: the run's
-    task.test_beam) and writes eval.<split>.beam<K>.json (caption metrics, localization on
-    the scenes set, decoding time, hardware) into the run directory. Use it for runs that
-    finished before a metric was added (e.g. localization_previous_step).
+python scripts/caption_report.py evaluate runs/show_attend_tell_scenes/<run> [--split test] [--beam 3] [--weights last.pt]
+    decodes the split with the run's best.pt (or the checkpoint file --weights names, e.g. last.pt:
+    the last epoch instead of the one validation BLEU selected) at the given beam width (default:
+    the run's task.test_beam) and writes eval.<split>.beam<K>.json (eval.<split>.beam<K>.last.json
+    for --weights last.pt; caption metrics, localization on the scenes set, decoding time,
+    hardware) into the run directory. Use it for runs that finished before a metric was added
+    (e.g. localization_previous_step), or to report another selection rule beside the run's.
 python scripts/caption_report.py where runs/show_attend_tell_scenes/<run>
     scenes runs: where the attention peak of each colour word falls (the named object,
     another object of the image, or the background), by the phrase's place in the caption
@@ -28,8 +30,8 @@ from attention_zoo.engine.runtime import hardware_summary
 from attention_zoo.finished_run import load_run, weights_used
 
 
-def evaluate(run: Path, split: str, beam: int | None) -> dict:
-    cfg, data, model = load_run(run)
+def evaluate(run: Path, split: str, beam: int | None, weights: str | None = None) -> dict:
+    cfg, data, model = load_run(run, weights=weights)
     if beam is not None:
         cfg.task.test_beam = beam
     task = build_task(cfg.task, data, None)
@@ -39,14 +41,15 @@ def evaluate(run: Path, split: str, beam: int | None) -> dict:
     used_beam = task.test_beam if split == "test" else 1
     report = {
         "run": str(run),
-        "checkpoint": weights_used(run).name,
+        "checkpoint": weights or weights_used(run).name,
         "split": split,
         "beam": used_beam,
         **metrics,
         "decode_seconds": round(seconds, 1),
         "hardware": hardware_summary(next(model.parameters()).device),
     }
-    (run / f"eval.{split}.beam{used_beam}.json").write_text(json.dumps(report, indent=2) + "\n")
+    suffix = f".{Path(weights).stem}" if weights else ""
+    (run / f"eval.{split}.beam{used_beam}{suffix}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -109,10 +112,11 @@ def main() -> None:
     ev.add_argument("run", type=Path)
     ev.add_argument("--split", default="test", choices=("val", "test"))
     ev.add_argument("--beam", type=int, help="beam width for the test split (default: the run's task.test_beam)")
+    ev.add_argument("--weights", help="a checkpoint file of the run (e.g. last.pt) instead of the one its test used")
     wh = commands.add_parser("where", help="where the attention peak of each colour word falls, by phrase")
     wh.add_argument("run", type=Path)
     args = parser.parse_args()
-    report = evaluate(args.run, args.split, args.beam) if args.command == "evaluate" else where(args.run)
+    report = evaluate(args.run, args.split, args.beam, args.weights) if args.command == "evaluate" else where(args.run)
     print(json.dumps(report, indent=2))
 
 

@@ -74,9 +74,9 @@ def test_scenes_run_reports_caption_metrics_localization_and_logs_attention_figu
     assert {"figures/attention_test_0", f"figures/failure_test_{worst[0]}", "val/localization", "test/cider"} <= logged
     assert {"val/bleu4", "train/nll"} <= logged
     # the report script re-scores the run with its best.pt exactly as its test did, and says where attention went
-    for command in ("evaluate", "where"):
+    for command in (["evaluate"], ["where"], ["evaluate", "--weights", "last.pt"]):
         proc = subprocess.run(
-            [sys.executable, "scripts/caption_report.py", command, str(run)],
+            [sys.executable, "scripts/caption_report.py", *command[:1], str(run), *command[1:]],
             cwd=REPO,
             env=train_env,
             capture_output=True,
@@ -86,6 +86,8 @@ def test_scenes_run_reports_caption_metrics_localization_and_logs_attention_figu
         assert proc.returncode == 0, proc.stderr
     rescored = json.loads((run / "eval.test.beam3.json").read_text())
     assert all(rescored[k] == pytest.approx(v) for k, v in metrics["test"].items())
+    last = json.loads((run / "eval.test.beam3.last.json").read_text())  # the other selection rule: the last epoch
+    assert last["checkpoint"] == "last.pt" and set(metrics["test"]) <= set(last)
     where = json.loads((run / "eval.test.where.json").read_text())["by_phrase"]
     assert all(
         sum(v for k, v in shares.items() if k != "colour words") == pytest.approx(1, abs=1e-3) for shares in where.values()
