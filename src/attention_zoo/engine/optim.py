@@ -22,11 +22,12 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     ``group_lr`` ({group: lr}) for a model whose ``named_parameter_groups()`` splits its
     parameters (a GAN's generator and discriminator: TTUR), each group without an entry at ``lr``."""
     name = cfg["name"]
-    params = _param_groups(model, cfg["weight_decay"], cfg.get("decay_norm_and_bias", True))
     if hasattr(model, "named_parameter_groups"):
         params = _named_groups(model.named_parameter_groups(), cfg.get("group_lr") or {}, cfg["weight_decay"])
     elif cfg.get("group_lr"):
         raise ValueError(f"optim.group_lr={dict(cfg['group_lr'])} needs a model with named parameter groups (a GAN); drop it.")
+    else:
+        params = _param_groups(model, cfg["weight_decay"], cfg.get("decay_norm_and_bias", True))
     lr = cfg["lr"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"])
