@@ -15,7 +15,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status"
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
 	reproduce-cbam reproduce-nonlocal reproduce-cnn-attention-converged reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
-	reproduce-seq2seq reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-generalized-attention figure-bleu-by-length \
+	reproduce-seq2seq reproduce-seq2seq-long reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-transformer-speedups reproduce-transformer-tiny-en-de reproduce-generalized-attention figure-bleu-by-length \
 	reproduce-sagan feature-classifier bench-sagan bench-nonlocal-video reproduce-generalized-attention-vision reproduce-nonlocal-video results presets mutation data-cifar10 data-multi30k clean
 
 help: ## list the targets
@@ -76,6 +76,20 @@ reproduce-rnnsearch: $(STAMP) ## Bahdanau et al. 2015 RNNsearch on Multi30k de-e
 reproduce-transformer: $(STAMP) ## Vaswani et al. 2017 on Multi30k de-en then en-de (BUDGET=cpu ~1 h each; BUDGET=paper base)
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer) $(ARGS)
 	$(PY) -m attention_zoo.train experiment=$(call preset,transformer_en_de) $(ARGS)
+
+# The speed-up ladder (issue 27): transformer_cpu with one change at a time (configs/speedup), each
+# trained for SPEEDUP_MINUTES of training time, so that the rows compare at equal time.
+SPEEDUP_MINUTES ?= 30
+SPEEDUPS := none pre_ln short_warmup big_batch
+reproduce-transformer-speedups: $(STAMP) ## transformer_cpu with one speed-up at a time (pre-LN, short warmup, big batches), SPEEDUP_MINUTES (30) of training each; resumable
+	$(PY) scripts/run_variants.py --collect --experiment transformer_cpu --group speedup --variants $(SPEEDUPS) \
+		-- trainer.max_train_minutes=$(SPEEDUP_MINUTES) $(ARGS)
+
+reproduce-transformer-tiny-en-de: $(STAMP) ## en->de with Wu et al. 2021's Transformer-Tiny recipe (4+4, d 128, dropout 0.3; 64 epochs, ~2 h on CPU)
+	$(PY) -m attention_zoo.train experiment=transformer_tiny_en_de_cpu $(ARGS)
+
+reproduce-seq2seq-long: $(STAMP) ## seq2seq_cpu for 28 epochs instead of 10 (~2 h on CPU)
+	$(PY) -m attention_zoo.train experiment=seq2seq_long_cpu $(ARGS)
 
 TRANSFORMER_ABLATIONS := heads_1 heads_4 heads_16 dk_16 no_dropout no_label_smoothing learned_positions pre_ln
 reproduce-transformer-ablations: $(STAMP) ## Vaswani Table 3 style rows on the Transformer preset, one run per configs/ablation option (resumable; ~1 h each on CPU)

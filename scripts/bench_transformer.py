@@ -1,20 +1,25 @@
 """Speed of our Transformer: training beside ``torch.nn.Transformer``, decoding with and without the KV cache.
 
     python scripts/bench_transformer.py                                         # experiment transformer_cpu
+    python scripts/bench_transformer.py --compile                               # + ours under torch.compile
     python scripts/bench_transformer.py --checkpoint runs/transformer_cpu/<run>/averaged.pt \\
         --json results/bench/transformer_cpu.json
 
 Training: target tokens/s of our model and of a ``torch.nn.Transformer`` model built at the same
 dimensions (d_model, heads, d_ff, layers, dropout, post/pre-LN) with the same tied embeddings,
 positional encoding, batches, label-smoothed loss and optimizer; the two alternate step by step
-so that both see the same machine load. Decoding: sentences/s of greedy and beam search with the
-key/value cache and with the decoder re-run over the prefix at every step (``model.kv_cache``).
+so that both see the same machine load. ``--compile`` adds a third model, ours under
+``torch.compile`` (inductor, ``trainer.compile=model``), from the same initial weights; its
+warm-up steps (compilation, and recompilation for new batch shapes) are reported apart.
+Decoding: sentences/s of greedy and beam search with the key/value cache and with the decoder
+re-run over the prefix at every step (``model.kv_cache``).
 Pass a trained --checkpoint: decoding speed depends on output lengths.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
@@ -27,6 +32,7 @@ from attention_zoo.build import build_data, build_model, build_task
 from attention_zoo.engine import checkpoint
 from attention_zoo.engine.optim import build_optimizer
 from attention_zoo.engine.runtime import hardware_summary, resolve_device
+from attention_zoo.engine.trainer import compile_model
 from attention_zoo.models.transformer import Transformer
 from attention_zoo.train import CONFIG_DIR
 
@@ -59,10 +65,14 @@ class TorchTransformer(nn.Module):
         return self.embedding._logits(out)
 
 
+COMPILED = "ours, torch.compile"
+
+
 def time_training_side_by_side(models: dict[str, nn.Module], cfg, data, device, steps: int, warmup: int) -> dict:
     task = build_task(cfg.task, data, None)
     optimizers = {name: build_optimizer(model, cfg.optim) for name, model in models.items()}
     elapsed = dict.fromkeys(models, 0.0)
+    warmup_s = dict.fromkeys(models, 0.0)  # includes compilation for a compiled model
     tokens = 0
     batches = data.train_batches(0)
     for i in range(warmup + steps):
@@ -76,16 +86,20 @@ def time_training_side_by_side(models: dict[str, nn.Module], cfg, data, device, 
             optimizers[name].step()
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            if i >= warmup:
-                elapsed[name] += time.perf_counter() - start
+            (elapsed if i >= warmup else warmup_s)[name] += time.perf_counter() - start
         if i >= warmup:
             tokens += out.count
     rates = {name: round(tokens / seconds, 1) for name, seconds in elapsed.items()}
-    return {
+    report = {
         "train_tgt_tok_per_s": rates,
         "ours_over_torch": round(rates["ours"] / rates["torch.nn.Transformer"], 3),
         "timed_steps": steps,
+        "warmup_steps": warmup,
+        "warmup_s": {name: round(seconds, 1) for name, seconds in warmup_s.items()},
     }
+    if COMPILED in rates:
+        report["compiled_over_eager"] = round(rates[COMPILED] / rates["ours"], 3)
+    return report
 
 
 def main() -> None:
@@ -94,7 +108,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="trained weights to decode with (a run's averaged.pt or best.pt)")
     parser.add_argument("--override", action="append", default=[], help="a Hydra override")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (more with --compile: shapes vary)")
+    parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile (trainer.compile=model)")
     parser.add_argument("--decode-sentences", type=int, default=400)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", help="also write the results to this file")
@@ -108,6 +123,10 @@ def main() -> None:
     data = build_data(cfg.data, cfg.seed)
     ours = build_model(cfg.model, data).to(device)
     reference = TorchTransformer(build_model(cfg.model, data)).to(device)
+    models = {"ours": ours, "torch.nn.Transformer": reference}
+    if args.compile:
+        models[COMPILED] = copy.deepcopy(ours)
+        compile_model(models[COMPILED], "model")
     report = {
         "experiment": args.experiment,
         "overrides": args.override,
@@ -116,9 +135,7 @@ def main() -> None:
             "ours": sum(p.numel() for p in ours.parameters()),
             "torch.nn.Transformer": sum(p.numel() for p in reference.parameters()),
         },
-        **time_training_side_by_side(
-            {"ours": ours, "torch.nn.Transformer": reference}, cfg, data, device, args.steps, args.warmup
-        ),
+        **time_training_side_by_side(models, cfg, data, device, args.steps, args.warmup),
     }
     if args.checkpoint:
         ours.load_state_dict(checkpoint.load(args.checkpoint, device)["model"])
@@ -134,6 +151,11 @@ def main() -> None:
         f"train target tok/s: ours {report['train_tgt_tok_per_s']['ours']:.0f}, torch.nn.Transformer "
         f"{report['train_tgt_tok_per_s']['torch.nn.Transformer']:.0f} (ratio {report['ours_over_torch']:.2f})"
     )
+    if args.compile:
+        print(
+            f"compiled: {report['train_tgt_tok_per_s'][COMPILED]:.0f} tok/s ({report['compiled_over_eager']:.2f}x eager) after "
+            f"{report['warmup_s'][COMPILED]:.0f} s of warm-up steps (eager: {report['warmup_s']['ours']:.0f} s)"
+        )
     for name, rates in report["decode"].items():
         print(f"decode {name}: " + ", ".join(f"{k} {v['sent_per_s']:.1f} sent/s" for k, v in rates.items() if k != "sentences"))
     if args.json:

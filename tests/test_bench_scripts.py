@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from attention_zoo.build import build_data, build_model
@@ -178,3 +179,17 @@ def test_captioning_bench_times_training_decoding_and_the_feature_cache(tmp_path
     assert all(0 <= words <= cfg.data.max_len for words in report["decode_mean_words"].values())
     cache = report["frozen_encoder_train_captions_per_s"]
     assert cache["images"] > 0 and cache["cached_features"] > 0 and cache["speedup"] > 0
+
+
+@pytest.mark.slow
+def test_transformer_bench_times_a_compiled_copy_from_the_same_weights(tmp_path):
+    """--compile: inductor compiles a C++ kernel per fused graph, about a minute even at toy size."""
+    write_corpus(tmp_path / "data")
+    env = dict(os.environ, ATTN_ZOO_DATA=str(tmp_path / "data"), ATTN_ZOO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    small = [f"--override={o}" for o in ("data.download=false", "data.vocab_size=120", "data.max_tokens=40", "model.d_model=16")]
+    out = tmp_path / "bench.json"
+    timing = ["--steps", "2", "--warmup", "2", "--decode-sentences", "3"]
+    run_script(env, "scripts/bench_transformer.py", *small, "--compile", *timing, "--json", str(out))
+    report = json.loads(out.read_text())
+    assert set(report["train_tgt_tok_per_s"]) == {"ours", "torch.nn.Transformer", "ours, torch.compile"}
+    assert report["compiled_over_eager"] > 0 and report["warmup_s"]["ours, torch.compile"] > report["warmup_s"]["ours"]

@@ -43,10 +43,38 @@ def test_every_group_option_composes(compose_cfg, group, option):
     context = ["data=multi30k", "model=seq2seq", "task=translation"] if (group, option) in TRANSLATION else []
     if (group, option) in CAPTIONING:
         context = ["data=scenes", "model=show_attend_tell", "task=captioning"]
-    if group in ("attention", "ablation"):  # variants of the Transformer
+    if group in ("attention", "ablation", "speedup"):  # variants of the Transformer
         context = ["experiment=transformer_cpu"]
     cfg = compose_cfg([*context, f"{group}={option}"])
     OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_each_speedup_changes_only_what_it_names_and_keeps_the_rate_per_token(compose_cfg):
+    """The ladder's rows differ from transformer_cpu in one respect each. short_warmup is Eq. 3 with
+    warmup 400: after step 800 its rate equals the baseline's; big_batch keeps the rate as a
+    function of tokens seen (warmup over the same 1.6M batch tokens, same peak)."""
+    from attention_zoo.engine.optim import inverse_sqrt_factor
+    from attention_zoo.train import config_differences
+
+    def resolved(*overrides):
+        return OmegaConf.to_container(compose_cfg(["experiment=transformer_cpu", *overrides]), resolve=True)
+
+    base = resolved()
+    assert config_differences(resolved("speedup=none"), base) == {}
+    assert config_differences(resolved("speedup=pre_ln"), base) == {"model.norm_first": (False, True)}
+    short, big = resolved("speedup=short_warmup"), resolved("speedup=big_batch")
+    assert set(config_differences(short, base)) == {"optim.lr", "schedule.warmup_steps"}
+    assert set(config_differences(big, base)) == {"data.max_tokens", "schedule.warmup_steps"}
+
+    def rate(cfg, step):
+        return cfg["optim"]["lr"] * inverse_sqrt_factor(step, cfg["schedule"]["warmup_steps"])
+
+    assert short["optim"]["lr"] > base["optim"]["lr"] and rate(short, 400) > rate(base, 400)
+    for step in (800, 1000, 4000):
+        assert rate(short, step) == pytest.approx(rate(base, step), rel=1e-3)
+    ratio = big["data"]["max_tokens"] // base["data"]["max_tokens"]
+    for step in (100, 400, 1000, 3000):  # big's step s has seen the tokens of the baseline's step ratio * s
+        assert rate(big, step) == pytest.approx(rate(base, ratio * step), rel=0.01)  # steps count from 1
 
 
 def test_cpu_experiment_keeps_he_schedule_fractions(compose_cfg):
@@ -108,6 +136,19 @@ def test_every_preset_passes_the_value_checks(compose_cfg):
 
     for experiment in sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml")):
         assert invalid_settings(OmegaConf.to_container(compose_cfg([f"experiment={experiment}"]), resolve=True)) == [], experiment
+
+
+def test_a_time_budget_is_refused_with_a_schedule_laid_out_over_the_planned_steps(compose_cfg):
+    from attention_zoo.config_check import invalid_settings
+
+    def problems(overrides):
+        return invalid_settings(OmegaConf.to_container(compose_cfg(overrides), resolve=True))
+
+    assert problems(["experiment=transformer_cpu", "trainer.max_train_minutes=30"]) == []  # inverse_sqrt: no total
+    (line,) = problems(["experiment=resnet_cifar_cpu", "schedule=cosine", "trainer.max_train_minutes=30"])
+    assert "schedule=cosine" in line and "inverse_sqrt" in line
+    (line,) = problems(["experiment=transformer_cpu", "trainer.max_train_minutes=0"])
+    assert line.startswith("trainer.max_train_minutes=0")
 
 
 def test_a_setting_added_later_counts_as_the_value_older_records_used():

@@ -1,3 +1,4 @@
+import itertools
 import math
 import random
 import signal
@@ -252,3 +253,39 @@ def test_a_task_with_several_losses_per_batch_updates_after_each_before_computin
     row = trainer.state.history[0]
     assert trainer.state.step == 1 and row["train/first"] == 1.0 and row["train/second"] == 2.0
     assert row["train/loss"] == pytest.approx((a - 2.0) ** 2 / 2)  # the last loss is the one reported
+
+
+def test_a_time_budget_closes_the_epoch_it_runs_out_in_and_counts_training_time_only(tmp_path, monkeypatch):
+    """max_train_minutes: a fake clock ticks 1 s per reading, so each step costs 2 s of training
+    (data wait + step); a 5 s budget ends epoch 1 after its 3rd of 10 batches. That partial epoch
+    is validated and kept for averaging; validation time does not count; a resume trains no more."""
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "perf_counter", lambda: float(next(ticks)))
+    evaluated = []
+
+    class SlowValidation(ClassificationTask):
+        def evaluate(self, model, batches, split="val"):
+            for _ in range(100):  # 100 clock readings: would spend the budget if validation counted
+                time.perf_counter()
+            evaluated.append(split)
+            return super().evaluate(model, batches, split)
+
+    batch = (torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    trainer = _trainer(tmp_path, model, _ListData(batch, repeats=10), epochs=4, max_train_minutes=5 / 60, average_last_epochs=2)
+    trainer.task = SlowValidation()
+    state = trainer.fit()
+    assert state.step == 3 and state.epoch == 1 and evaluated == ["val"]
+    assert [(row["step"], row["time/epoch_s"]) for row in state.history] == [(3, 6.0)]
+    assert (tmp_path / checkpoint.EPOCH.format(1)).exists()  # the closed partial epoch joins the average
+    trainer.test()
+    assert trainer.test_weights == "average of epochs 1-1"
+
+    two_epochs = _trainer(tmp_path / "longer", model, _ListData(batch, repeats=10), epochs=4, max_train_minutes=45 / 60)
+    two_epochs.task = SlowValidation()
+    state = two_epochs.fit()  # 20 s a full epoch: 2 full epochs, then 3 steps of a third
+    assert [row["step"] for row in state.history] == [10, 20, 23] and state.epoch == 3
+
+    resumed = _trainer(tmp_path, model, _ListData(batch, repeats=10), epochs=4, max_train_minutes=5 / 60)
+    resumed.load_state_dict(checkpoint.load(tmp_path / "last.pt"))
+    assert resumed.fit().step == 3

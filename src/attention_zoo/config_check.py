@@ -83,6 +83,7 @@ RULES: dict[str, Rule] = {
     # trainer
     "trainer.epochs": COUNT,
     "trainer.max_steps": OPTIONAL_COUNT,
+    "trainer.max_train_minutes": _number(0, low_open=True, optional=True),
     "trainer.limit_train_batches": OPTIONAL_COUNT,
     "trainer.compile": (f"one of {', '.join(COMPILE_MODES)}", lambda v: v in COMPILE_MODES),
     "trainer.limit_eval_batches": OPTIONAL_COUNT,
@@ -137,9 +138,19 @@ RULES: dict[str, Rule] = {
 }
 
 
+# schedules whose rate at a step depends on the planned total: a new budget would move the rate
+LENGTH_DEPENDENT_SCHEDULES = ("cosine", "onecycle")
+
+
 def invalid_settings(config: Mapping[str, Any]) -> list[str]:
     """One line per setting of the resolved ``config`` that breaks its rule."""
     problems = []
+    schedule = config.get("schedule", {}).get("name")
+    if config.get("trainer", {}).get("max_train_minutes") is not None and schedule in LENGTH_DEPENDENT_SCHEDULES:
+        problems.append(
+            f"trainer.max_train_minutes with schedule={schedule}: the schedule is laid out over a number of steps that a "
+            "time budget does not know; use inverse_sqrt, constant, multistep or plateau, or budget in trainer.epochs"
+        )
     for key, (must_be, test) in RULES.items():
         node: Any = config
         for part in key.split("."):

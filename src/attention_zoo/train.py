@@ -29,7 +29,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from attention_zoo.build import build_data, build_model, build_task
-from attention_zoo.config_check import check_config
+from attention_zoo.config_check import LENGTH_DEPENDENT_SCHEDULES, check_config
 from attention_zoo.engine import checkpoint, distributed
 from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.optim import build_optimizer, build_schedule
@@ -75,7 +75,7 @@ ENVIRONMENT_KEYS = (
 )
 # A resumed run takes these from the new command line, and may extend its budget; every other
 # setting must match the checkpoint.
-RESUME_MAY_CHANGE = (*ENVIRONMENT_KEYS, "trainer.epochs", "trainer.max_steps")
+RESUME_MAY_CHANGE = (*ENVIRONMENT_KEYS, "trainer.epochs", "trainer.max_steps", "trainer.max_train_minutes")
 
 
 def main() -> None:
@@ -450,6 +450,7 @@ ADDED_SETTINGS = {
     "model.non_local_kind": "non_local",
     "model.deformable_stages": [],
     "model.deformable_modulated": True,
+    "trainer.max_train_minutes": None,
 }
 
 
@@ -465,16 +466,12 @@ def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] 
     return {key: (before.get(key), now.get(key)) for key in keys}
 
 
-# schedules whose rate at a step depends on the planned total: a new budget would move the rate
-LENGTH_DEPENDENT_SCHEDULES = ("cosine", "onecycle")
-
-
 def check_resume_budget(current: dict, stored: dict) -> None:
     """Refuse to change the budget of a run whose schedule is laid out over that budget."""
     schedule = current["schedule"]["name"]
     changed = [
         f"trainer.{k}: {stored['trainer'].get(k)!r} -> {current['trainer'].get(k)!r}"
-        for k in ("epochs", "max_steps")
+        for k in ("epochs", "max_steps", "max_train_minutes")
         if stored["trainer"].get(k) != current["trainer"].get(k)
     ]
     if changed and schedule in LENGTH_DEPENDENT_SCHEDULES:

@@ -77,6 +77,7 @@ class Task(Protocol):
 class TrainerConfig:
     epochs: int
     max_steps: int | None = None  # stop early after this many optimizer steps (smoke runs, budgets)
+    max_train_minutes: float | None = None  # stop once training (not validation) has taken this long; closes the epoch
     limit_train_batches: int | None = None  # smoke runs: an epoch is the first N batches of its shuffled order
     limit_eval_batches: int | None = None  # smoke runs: validate and test on the first N batches only
     device: str = "auto"
@@ -224,7 +225,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> TrainState:
-        """Train until ``epochs`` (or ``max_steps``, or early stopping); return the final state."""
+        """Train until ``epochs`` (or ``max_steps``, ``max_train_minutes``, early stopping); return the
+        final state. A time budget that runs out within an epoch closes that epoch there (validated,
+        kept for averaging), so runs of different speed compare at equal training time."""
         previous_handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         self._session_start = time.monotonic()
         self._elapsed_at_session_start = self.state.elapsed_s
@@ -232,6 +235,15 @@ class Trainer:
             while self.state.epoch < self.cfg.epochs and not self._budget_spent():
                 self._train_epoch()
                 if self.state.batch_in_epoch < self.batches_per_epoch:
+                    if self._time_spent() and self.state.batch_in_epoch > 0:
+                        log.info(
+                            "Time budget of %g training minutes spent after %d of %d batches of epoch %d: it is the last.",
+                            self.cfg.max_train_minutes,
+                            self.state.batch_in_epoch,
+                            self.batches_per_epoch,
+                            self.state.epoch + 1,
+                        )
+                        self._end_epoch()
                     break  # max_steps ended the epoch early; its partial stats stay in the checkpoint
                 self._end_epoch()
                 if self._should_stop_early():
@@ -244,7 +256,16 @@ class Trainer:
         return self.state
 
     def _budget_spent(self) -> bool:
-        return self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps
+        return (self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps) or self._time_spent()
+
+    def _time_spent(self) -> bool:
+        """Whether the training seconds (data wait + steps, summed over the finished epochs and this
+        one, across resumed sessions) have reached ``max_train_minutes``."""
+        if self.cfg.max_train_minutes is None:
+            return False
+        finished = sum(row["time/epoch_s"] for row in self.state.history)
+        current = self.state.epoch_timing.get("data_s", 0.0) + self.state.epoch_timing.get("step_s", 0.0)
+        return finished + current >= 60 * self.cfg.max_train_minutes
 
     def _train_epoch(self) -> None:
         state, cfg = self.state, self.cfg
