@@ -38,29 +38,33 @@ def build(variant: str, depth: int, num_classes: int) -> torch.nn.Module:
 
 
 def images_per_s(
-    model: torch.nn.Module, batch: int, steps: int, warmup: int, train: bool, device: torch.device, channels_last: bool
-) -> float:
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    models: dict[str, torch.nn.Module], batch: int, steps: int, warmup: int, train: bool, device: torch.device, nhwc: bool
+) -> dict[str, float]:
+    """Images/s of each model on the same random batch. The models take turns step by step, so
+    that all of them see the same machine load (a shared VM's speed drifts by +-15% over minutes,
+    as large as the differences measured)."""
+    memory_format = torch.channels_last if nhwc else torch.contiguous_format
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    model.train(train)
-    elapsed = 0.0
+    optimizers = {name: torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) for name, model in models.items()}
+    elapsed = dict.fromkeys(models, 0.0)
     for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        if train:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        else:
-            with torch.no_grad():
-                model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            elapsed += time.perf_counter() - t0
-    return round(batch * steps / elapsed, 1)
+        for name, model in models.items():
+            model.train(train)
+            t0 = time.perf_counter()
+            if train:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                optimizers[name].zero_grad(set_to_none=True)
+                loss.backward()
+                optimizers[name].step()
+            else:
+                with torch.no_grad():
+                    model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                elapsed[name] += time.perf_counter() - t0
+    return {name: round(batch * steps / seconds, 1) for name, seconds in elapsed.items()}
 
 
 def main() -> None:
@@ -79,24 +83,23 @@ def main() -> None:
         args.variants = ["none", *[v for v in args.variants if v != "none"]]
     device = resolve_device(args.device)
     channels_last = not args.contiguous
-    results = []
+    results, models = [], {}
     for variant in args.variants:
         torch.manual_seed(0)
         model = build(variant, args.depth, 10).to(device)
         model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         with FlopCounterMode(display=False) as counter:
             model.eval()(torch.randn(1, 3, 32, 32, device=device))
-        parameters = sum(p.numel() for p in model.parameters())
         compile_model(model, args.compile)  # compiled in the warm-up steps, which are not timed
-        results.append(
-            {
-                "variant": variant,
-                "parameters": parameters,
-                "mflops_per_image": round(counter.get_total_flops() / 1e6, 2),
-                "train_img_per_s": images_per_s(model, args.batch_size, args.steps, args.warmup, True, device, channels_last),
-                "eval_img_per_s": images_per_s(model, 2 * args.batch_size, args.steps, args.warmup, False, device, channels_last),
-            }
-        )
+        models[variant] = model
+        parameters = sum(p.numel() for p in model.parameters())
+        mflops = round(counter.get_total_flops() / 1e6, 2)
+        results.append({"variant": variant, "parameters": parameters, "mflops_per_image": mflops})
+    timing = (args.steps, args.warmup)
+    train = images_per_s(models, args.batch_size, *timing, True, device, channels_last)
+    evaluation = images_per_s(models, 2 * args.batch_size, *timing, False, device, channels_last)
+    for r in results:
+        r["train_img_per_s"], r["eval_img_per_s"] = train[r["variant"]], evaluation[r["variant"]]
     base = next((r for r in results if r["variant"] == "none"), None)
     if base:
         for r in results:
@@ -108,6 +111,7 @@ def main() -> None:
         "channels_last": channels_last,
         "compile": args.compile,
         "steps": args.steps,
+        "timing": "interleaved: the variants take turns step by step",
         "hardware": hardware_summary(device),
         "results": results,
     }

@@ -23,14 +23,18 @@ Departure from the authors' code: their spatial gate puts a BatchNorm after the 
 convolution; Eq. 3 has none, and we follow Eq. 3. The MLP layers carry biases, as in their code.
 
 Speed (results/bench_cnn_attention.md), same values: both channel descriptors go through the shared
-MLP in one call; max pooling is ``max(...).values``, whose backward sends the gradient to the one
-maximum (``amax`` splits it among ties, which real-valued inputs do not have, at twice the cost);
-the pooled spatial map follows the input's channels_last layout into the kxk convolution.
+MLP in one call, pooled by the adaptive pooling kernels (one pass each way, the max's backward
+through its saved indices); max pooling over channels is ``max(...).values``, whose backward sends
+the gradient to the one maximum (``amax`` splits it among ties, which real-valued inputs do not
+have, at twice the cost); the channel mean is a sum divided on the pooled map, so its backward
+broadcasts without a full-size division; the pooled spatial map follows the input's
+channels_last layout into the kxk convolution.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attention_zoo.choices import check_choice
@@ -52,9 +56,9 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         descriptors = []
         if "avg" in self.pooling:
-            descriptors.append(x.mean(dim=(2, 3)))  # (B, C) F^c_avg
+            descriptors.append(F.adaptive_avg_pool2d(x, 1).flatten(1))  # (B, C) F^c_avg
         if "max" in self.pooling:
-            descriptors.append(x.flatten(2).max(dim=2).values)  # (B, C) F^c_max
+            descriptors.append(F.adaptive_max_pool2d(x, 1).flatten(1))  # (B, C) F^c_max
         logits = self.mlp(torch.stack(descriptors)).sum(dim=0)  # the shared MLP on both at once, summed: (B, C)
         return torch.sigmoid(logits)[:, :, None, None]  # (B, C, 1, 1)
 
@@ -68,7 +72,8 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)  # f^{kxk}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.max(dim=1, keepdim=True).values], dim=1)  # (B, 2, H, W)
+        channel_mean = x.sum(dim=1, keepdim=True) / x.shape[1]  # divided after the sum: no full-size division backward
+        pooled = torch.cat([channel_mean, x.max(dim=1, keepdim=True).values], dim=1)  # (B, 2, H, W)
         if x.is_contiguous(memory_format=torch.channels_last):  # torch.cat gives NCHW; the CPU conv is ~2x faster in NHWC
             pooled = pooled.contiguous(memory_format=torch.channels_last)
         return torch.sigmoid(self.conv(pooled))  # (B, 1, H, W)
