@@ -314,3 +314,22 @@ def test_two_specs_fill_two_sections_of_one_page(tmp_path):
     assert "| page | D | 0.90 |" in first and "page_converged" not in first
     assert "| page_converged | D | 0.91 ± 0.01" in second and "old" not in page
     assert json.loads((base / "page_converged.json").read_text())[0]["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize("spec_file", sorted(p.name for p in (REPO / "results").glob("*.spec.json")))
+def test_every_committed_results_page_is_what_its_records_give(tmp_path, spec_file):
+    """Regenerating a page from its spec and the committed run records changes nothing: no table on
+    a results page states a number that its records do not hold (records under results/runs,
+    benchmark costs under results/bench, read in place)."""
+    source = REPO / "results"
+    spec_json = json.loads((source / spec_file).read_text())
+    page = f"{spec_json.get('page', spec_json['name'])}.md"
+    for name in (spec_file, page, f"{spec_json['name']}.json"):
+        (tmp_path / name).write_bytes((source / name).read_bytes())
+    for folder in ("runs", "bench"):
+        (tmp_path / folder).symlink_to(source / folder)
+    results.table(tmp_path / spec_file)
+    assert (tmp_path / page).read_text() == (source / page).read_text()
+    assert json.loads((tmp_path / f"{spec_json['name']}.json").read_text()) == json.loads(
+        (source / f"{spec_json['name']}.json").read_text()
+    )
