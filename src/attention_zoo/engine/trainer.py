@@ -244,7 +244,7 @@ class Trainer:
                             self.state.epoch + 1,
                         )
                         self._end_epoch()
-                    break  # max_steps ended the epoch early; its partial stats stay in the checkpoint
+                    break  # max_steps ended the epoch early (its partial stats stay in the checkpoint), or time did
                 self._end_epoch()
                 if self._should_stop_early():
                     log.info("Early stopping: no %s improvement for %d epochs.", self.task.monitor, self.state.bad_epochs)
