@@ -1,5 +1,6 @@
 """The Optuna search (attention_zoo/search.py): its files compose, a trial's epochs reach the
-pruner through the storage, and a 3-trial study with trainer=smoke resumes from its storage."""
+pruner through the storage, and a 3-trial study with trainer=smoke resumes from its storage and
+becomes a record and a results page."""
 
 import json
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from attention_zoo import search
+from attention_zoo import search, search_record
 from attention_zoo.train import CONFIG_DIR, RunPruned, search_reporter
 from conftest import REPO, SMOKE
 
@@ -100,3 +101,16 @@ def test_a_three_trial_smoke_study_resumes_from_its_storage(train_env, tmp_path)
             assert trial.value == metrics["best_val"]["value"]  # the objective is validation, not test
     summary = json.loads((runs / "smoke" / "summary.json").read_text())
     assert summary["best"]["value"] == study.best_value and len(summary["trials"]) == 3
+
+    page = search_record.record(runs / "smoke", tmp_path / "results")  # what --record commits
+    records = tmp_path / "results" / "search" / "smoke"
+    assert sorted(p.name for p in records.iterdir()) == ["summary.json", "trial_0", "trial_1", "trial_2"]
+    assert not list(records.glob("**/*.pt")) and (records / "trial_0" / "history.csv").is_file()
+    text = page.read_text()
+    best = study.best_trial
+    assert f"**Best trial**: [trial_{best.number}](search/smoke/trial_{best.number}), validation acc {best.value:.2f}" in text
+    rows = [line for line in text.splitlines() if line.startswith("| [trial_")]
+    assert len(rows) == 3 and all(f"{t.params['optim.lr']:.4g}" in rows[t.number] for t in study.trials)
+    page.write_text(text.replace(search_record.START, "# my reading\n" + search_record.START))
+    search_record.record(runs / "smoke", tmp_path / "results")  # filled again: the reading outside the markers stays
+    assert page.read_text().startswith("# Search: smoke") and "# my reading" in page.read_text()

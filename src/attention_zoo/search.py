@@ -5,6 +5,7 @@ several workers can share.
     python -m attention_zoo.search sweeps/optuna/rnnsearch.yaml             # or attention-zoo-search
     python -m attention_zoo.search sweeps/optuna/rnnsearch.yaml --storage postgresql://host/db   # shared by workers
     python -m attention_zoo.search sweeps/optuna/rnnsearch.yaml --report    # best trial, importances, every trial
+    python -m attention_zoo.search sweeps/optuna/rnnsearch.yaml --report --record   # + results/search_<study>.md
 
 A search file (sweeps/optuna/*.yaml) names the ``experiment``, fixed ``overrides``, ``n_trials``,
 the ``sampler`` (tpe | random | grid, with a seed), the ``pruner`` (median | none), the ``storage``
@@ -42,6 +43,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from attention_zoo.choices import check_choice
+from attention_zoo.search_record import record
 
 log = logging.getLogger("attention_zoo.search")
 SAMPLERS = ("tpe", "random", "grid")
@@ -188,7 +190,10 @@ def report(study: optuna.Study, spec: dict) -> dict:
         for t in study.trials
     ]
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    summary: dict[str, Any] = {"study": spec["study"], "experiment": spec["experiment"], "direction": spec["direction"]}
+    summary: dict[str, Any] = {
+        key: spec[key] for key in ("study", "experiment", "overrides", "direction", "sampler", "pruner", "n_trials")
+    }
+    summary["space"] = spec["params"]
     if complete:
         best = study.best_trial
         summary["best"] = {"number": best.number, "value": best.value, "params": best.params}
@@ -216,6 +221,12 @@ def main() -> None:
         "--storage", help="an Optuna storage URL shared by the workers (default: the file's, or SQLite under runs/search)"
     )
     parser.add_argument("--report", action="store_true", help="only write and print the summary of the study so far")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="after the search (or with --report): copy the trials' run records and the summary to results/search/<study>/ "
+        "and write results/search_<study>.md (attention_zoo/search_record.py)",
+    )
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
@@ -227,7 +238,10 @@ def main() -> None:
     if args.storage:
         spec["storage"] = args.storage
     study = make_study(spec) if args.report else search(spec, overrides)
-    print(json.dumps({k: v for k, v in report(study, spec).items() if k != "trials"}, indent=2, default=str))
+    summary = report(study, spec)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("trials", "space")}, indent=2, default=str))
+    if args.record:
+        log.info("wrote %s and the trials' records beside it", record(Path(spec["runs_dir"]) / spec["study"]))
 
 
 if __name__ == "__main__":
