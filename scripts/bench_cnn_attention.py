@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from bench_timing import rates_in_turns
 from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -40,18 +41,15 @@ def build(variant: str, depth: int, num_classes: int) -> torch.nn.Module:
 def images_per_s(
     models: dict[str, torch.nn.Module], batch: int, steps: int, warmup: int, train: bool, device: torch.device, nhwc: bool
 ) -> dict[str, float]:
-    """Images/s of each model on the same random batch. The models take turns step by step, so
-    that all of them see the same machine load (a shared VM's speed drifts by +-15% over minutes,
-    as large as the differences measured)."""
+    """Images/s of each model on the same random batch, the models taking turns (bench_timing.py)."""
     memory_format = torch.channels_last if nhwc else torch.contiguous_format
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
     optimizers = {name: torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) for name, model in models.items()}
-    elapsed = dict.fromkeys(models, 0.0)
-    for i in range(warmup + steps):
-        for name, model in models.items():
-            model.train(train)
-            t0 = time.perf_counter()
+
+    def step_of(name: str) -> Callable[[int], int]:
+        def step(_: int) -> int:
+            model = models[name].train(train)
             if train:
                 loss = torch.nn.functional.cross_entropy(model(x), y)
                 optimizers[name].zero_grad(set_to_none=True)
@@ -60,11 +58,11 @@ def images_per_s(
             else:
                 with torch.no_grad():
                     model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                elapsed[name] += time.perf_counter() - t0
-    return {name: round(batch * steps / seconds, 1) for name, seconds in elapsed.items()}
+            return batch
+
+        return step
+
+    return rates_in_turns({name: step_of(name) for name in models}, steps, warmup, device)[0]
 
 
 def main() -> None:

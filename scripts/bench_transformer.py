@@ -21,9 +21,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
+from collections.abc import Callable
 
 import torch
+from bench_timing import rates_in_turns
 from bench_translation import time_decoding
 from hydra import compose, initialize_config_dir
 from torch import nn
@@ -69,27 +70,23 @@ COMPILED = "ours, torch.compile"
 
 
 def time_training_side_by_side(models: dict[str, nn.Module], cfg, data, device, steps: int, warmup: int) -> dict:
+    """Target tokens/s of each model on the same training batches, the models taking turns (bench_timing.py)."""
     task = build_task(cfg.task, data, None)
     optimizers = {name: build_optimizer(model, cfg.optim) for name, model in models.items()}
-    elapsed = dict.fromkeys(models, 0.0)
-    warmup_s = dict.fromkeys(models, 0.0)  # includes compilation for a compiled model
-    tokens = 0
-    batches = data.train_batches(0)
-    for i in range(warmup + steps):
-        batch = {k: v.to(device) for k, v in next(batches).items()}
-        for name, model in models.items():
-            model.train()
-            start = time.perf_counter()
-            out = task.training_step(model, batch)
+    train_batches = data.train_batches(0)
+    batches = [{k: v.to(device) for k, v in next(train_batches).items()} for _ in range(warmup + steps)]
+
+    def step_of(name: str) -> Callable[[int], int]:
+        def step(i: int) -> int:
+            out = task.training_step(models[name].train(), batches[i])
             optimizers[name].zero_grad(set_to_none=True)
             out.loss.backward()
             optimizers[name].step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            (elapsed if i >= warmup else warmup_s)[name] += time.perf_counter() - start
-        if i >= warmup:
-            tokens += out.count
-    rates = {name: round(tokens / seconds, 1) for name, seconds in elapsed.items()}
+            return int(out.count)
+
+        return step
+
+    rates, warmup_s = rates_in_turns({name: step_of(name) for name in models}, steps, warmup, device)
     report = {
         "train_tgt_tok_per_s": rates,
         "ours_over_torch": round(rates["ours"] / rates["torch.nn.Transformer"], 3),
