@@ -27,6 +27,7 @@ from attention_zoo.engine.optim import build_optimizer, build_schedule
 from attention_zoo.engine.runtime import git_commit, hardware_summary, resolve_device
 from attention_zoo.engine.seeding import seed_everything
 from attention_zoo.engine.trainer import Trainer, TrainerConfig
+from attention_zoo.page_sections import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "presets_smoke"
@@ -96,9 +97,7 @@ def table() -> None:
             f"{r['loss_first']:.3f} → {r['loss_last']:.3f} | {'yes' if r['all_finite'] else '**no**'} | "
             f"{r['s_per_step']:.2f} | {r['updates_planned']:,} | {hours:.1f} h |"
         )
-    page = PAGE.read_text() if PAGE.exists() else f"# Paper presets, run briefly\n\n{START}\n{END}\n"
-    head, rest = page.split(START)
-    PAGE.write_text(f"{head}{START}\n" + "\n".join(rows) + f"\n{END}{rest.split(END, 1)[1]}")
+    write_section(PAGE, START, END, "\n".join(rows) + "\n", "Paper presets, run briefly")
     print(f"wrote {PAGE}")
 
 

@@ -23,6 +23,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from attention_zoo.page_sections import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 PAPER = Path(__file__).with_name("presets_paper.yaml")
 START, END = "<!-- presets:start -->", "<!-- presets:end -->"
@@ -343,9 +345,7 @@ def main() -> None:
     os.environ.setdefault("WANDB_MODE", "disabled")
     table = build_table(with_data=not args.no_data)
     args.out.with_suffix(".json").write_text(json.dumps(table, indent=1, ensure_ascii=False) + "\n")
-    page = args.out.read_text() if args.out.exists() else f"# Presets beside their papers\n\n{START}\n{END}\n"
-    head, rest = page.split(START)
-    args.out.write_text(f"{head}{START}\n{markdown(table)}{END}{rest.split(END, 1)[1]}")
+    write_section(args.out, START, END, markdown(table), "Presets beside their papers")
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
 
 

@@ -42,6 +42,7 @@ import statistics
 from pathlib import Path
 
 from attention_zoo.engine.run_record import collect, runs_with
+from attention_zoo.page_sections import fill_between
 from attention_zoo.seed_statistics import Difference, holm, paired, summarize, welch
 from attention_zoo.wandb_records import comparison_table, group_runs
 
@@ -280,15 +281,6 @@ def per_seed_markdown(rows: list[dict], comparisons: dict) -> str:
     return "\n".join(lines)
 
 
-def _fill(text: str, start: str, end: str, body: str, page: Path) -> str:
-    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``body``."""
-    if start not in text or end not in text:
-        raise SystemExit(f"{page} needs the markers {start} and {end} around its table.")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{body}\n{end}{tail}"
-
-
 def _marker(marker: str, section: str | None) -> str:
     return marker.replace(" -->", f":{section} -->") if section else marker
 
@@ -299,13 +291,14 @@ def table(spec_path: Path) -> None:
     rows = [aggregate({**spec.get("defaults", {}), **row}, base) for row in spec["rows"]]
     page = base / f"{spec.get('page', spec['name'])}.md"
     section = spec.get("section")
-    text = _fill(page.read_text(), _marker(START, section), _marker(END, section), markdown(rows, spec["metric_name"]), page)
+    table_body = markdown(rows, spec["metric_name"]) + "\n"
+    text = fill_between(page.read_text(), _marker(START, section), _marker(END, section), table_body, page)
     if "comparisons" in spec:
         readings = compare(rows, spec["comparisons"])
         body = readings_markdown(readings, spec["comparisons"])
-        text = _fill(text, _marker(READINGS_START, section), _marker(READINGS_END, section), body, page)
+        text = fill_between(text, _marker(READINGS_START, section), _marker(READINGS_END, section), body + "\n", page)
         body = per_seed_markdown(rows, spec["comparisons"])
-        text = _fill(text, _marker(PER_SEED_START, section), _marker(PER_SEED_END, section), body, page)
+        text = fill_between(text, _marker(PER_SEED_START, section), _marker(PER_SEED_END, section), body + "\n", page)
         for row in rows:
             row["comparisons"] = [r for r in readings if r["name"] == row["name"]]
     (base / f"{spec['name']}.json").write_text(json.dumps(rows, indent=2) + "\n")  # both files only once both are made

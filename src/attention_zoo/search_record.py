@@ -1,7 +1,7 @@
 """A finished Optuna search as a committed record and a results page.
 
 ``python -m attention_zoo.search FILE --record`` copies, for every trial of the study, the small run
-record (RECORD_FILES: resolved config, overrides, metrics.json, history.csv, train.log; never
+record (run_record.RECORD_FILES: resolved config, overrides, metrics.json, history.csv, train.log; never
 checkpoints or W&B folders) to results/search/<study>/trial_<n>/, the study's summary.json beside
 them, and writes the generated part of results/search_<study>.md from those committed files alone
 (``page_body``), so a test can regenerate the page from a fresh clone. Text outside the markers
@@ -15,7 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
-from attention_zoo.engine.run_record import RECORD_FILES
+from attention_zoo.engine.run_record import copy_record
+from attention_zoo.page_sections import write_section
 
 START, END = "<!-- search:start -->", "<!-- search:end -->"
 
@@ -28,13 +29,9 @@ def record(study_dir: Path, results_dir: Path = Path("results")) -> Path:
     record_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(study_dir / "summary.json", record_dir / "summary.json")
     for trial in summary["trials"]:
-        source, target = study_dir / f"trial_{trial['number']}", record_dir / f"trial_{trial['number']}"
-        for name in RECORD_FILES:
-            if (source / name).is_file():
-                (target / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source / name, target / name)
+        copy_record(study_dir / f"trial_{trial['number']}", record_dir / f"trial_{trial['number']}")
     page = results_dir / f"search_{summary['study']}.md"
-    write_page(record_dir, page, f"Search: {summary['study']} ({summary['experiment']})")
+    write_section(page, START, END, page_body(record_dir, page), f"Search: {summary['study']} ({summary['experiment']})")
     return page
 
 
@@ -109,12 +106,3 @@ def page_body(record_dir: Path, page: Path) -> str:
         minutes = f"{run['wall_time_s'] / 60:.1f}" if "wall_time_s" in run else ""
         lines.append(f"| {link(t['number'])} | {t['state'].lower()} | {cells} | {curve} | {best} | {minutes} |")
     return "\n".join(lines) + "\n"
-
-
-def write_page(record_dir: Path, page: Path, title: str) -> None:
-    """Fill the page's markers with ``page_body``; a new page gets a title and the markers."""
-    text = page.read_text() if page.is_file() else f"# {title}\n\n{START}\n{END}\n"
-    if START not in text or END not in text:
-        raise ValueError(f"{page} has no {START} ... {END} markers to fill; add them where the search's tables go.")
-    head, rest = text.split(START, 1)
-    page.write_text(f"{head}{START}\n{page_body(record_dir, page)}{END}{rest.split(END, 1)[1]}")

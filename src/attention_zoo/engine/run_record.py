@@ -71,9 +71,13 @@ def collect(run_dir: Path, results_dir: Path = Path("results/runs"), figures: bo
         *run_dir.glob("eval.*.json"),
         *(run_dir.glob("figures/*.png") if figures else []),
     ]
-    names = [*RECORD_FILES, *(str(p.relative_to(run_dir)) for p in extras)]
-    for name in names:
+    copy_record(run_dir, target, [str(p.relative_to(run_dir)) for p in extras])
+    return target
+
+
+def copy_record(run_dir: Path, target: Path, extras: Iterable[str] = ()) -> None:
+    """Copy the RECORD_FILES and ``extras`` (paths relative to ``run_dir``) that ``run_dir`` holds to ``target``."""
+    for name in (*RECORD_FILES, *extras):
         if (run_dir / name).exists():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run_dir / name, target / name)
-    return target
