@@ -1,6 +1,6 @@
 """The Optuna search (attention_zoo/search.py): its files compose, a trial's epochs reach the
 pruner through the storage, and a 3-trial study with trainer=smoke resumes from its storage and
-becomes a record and a results page."""
+becomes a record and a results page; every committed search page is what its records give."""
 
 import json
 import subprocess
@@ -39,6 +39,23 @@ def test_a_search_file_with_a_bad_name_says_what_is_valid(tmp_path):
     path.write_text(yaml.safe_dump({"experiment": "x"}))
     with pytest.raises(ValueError, match="needs n_trials, params"):
         search.load_search(path)
+
+
+def test_a_restarted_seeded_search_draws_new_trials(tmp_path):
+    spec = search.load_search(REPO / "sweeps" / "optuna" / "transformer_short.yaml")
+    spec |= {"storage": f"sqlite:///{tmp_path}/s.db", "sampler": {"name": "tpe", "seed": 0}}
+
+    def draw_and_finish() -> dict:  # one worker process: load the study, run one trial
+        study = search.make_study(spec)
+        trial = study.ask()
+        params = {name: search.suggest(trial, name, param) for name, param in spec["params"].items()}
+        study.tell(trial, 1.0)
+        return params
+
+    first, after_restart = draw_and_finish(), draw_and_finish()
+    assert first != after_restart  # the restarted sampler does not repeat trial 0
+    spec["storage"] = f"sqlite:///{tmp_path}/again.db"
+    assert draw_and_finish() == first  # and the seed still makes the search reproducible
 
 
 def test_a_trials_epochs_reach_the_pruner_through_the_storage(tmp_path):
@@ -114,3 +131,18 @@ def test_a_three_trial_smoke_study_resumes_from_its_storage(train_env, tmp_path)
     page.write_text(text.replace(search_record.START, "# my reading\n" + search_record.START))
     search_record.record(runs / "smoke", tmp_path / "results")  # filled again: the reading outside the markers stays
     assert page.read_text().startswith("# Search: smoke") and "# my reading" in page.read_text()
+
+
+COMMITTED = sorted((REPO / "results" / "search").glob("*/summary.json"))
+
+
+@pytest.mark.parametrize("summary", COMMITTED, ids=[p.parent.name for p in COMMITTED])
+def test_a_committed_search_page_is_what_its_records_give(summary):
+    record_dir = summary.parent
+    page = REPO / "results" / f"search_{record_dir.name}.md"
+    text = page.read_text()
+    generated = text.split(search_record.START + "\n", 1)[1].split(search_record.END, 1)[0]
+    assert generated == search_record.page_body(record_dir, page)
+    trials = json.loads(summary.read_text())["trials"]
+    assert sorted(p.name for p in record_dir.glob("trial_*")) == sorted(f"trial_{t['number']}" for t in trials)
+    assert not list(record_dir.glob("**/*.pt"))  # records, never checkpoints

@@ -20,7 +20,10 @@ task's monitored metric: the search never reads the test split. The budget count
 storage holds as complete or pruned, so a search started again runs only what is left, and
 workers on one storage share one budget. Workers send heartbeats: a trial whose worker died is
 failed once its heartbeat is older than the grace period, and the next worker runs it again,
-resuming its run directory from its last checkpoint.
+resuming its run directory from its last checkpoint. A seeded sampler's seed is offset by the
+number of trials already stored, so a restarted search draws new trials rather than its first ones
+again; workers started at the same moment on one storage share an offset, so give them different
+seeds (or none).
 
 Why not hydra-optuna-sweeper: its 1.3.0 pins optuna < 3 and its SQLite storage fails under
 SQLAlchemy 2.x, so this module drives Optuna directly.
@@ -93,24 +96,31 @@ def make_study(spec: dict) -> optuna.Study:
         grace_period=spec["grace_s"],
         failed_trial_callback=RetryFailedTrialCallback(max_retry=2),
     )
-    sampler = spec["sampler"]
-    if sampler["name"] == "grid":
-        space = {name: p["choices"] for name, p in spec["params"].items() if p["type"] == "categorical"}
-        if len(space) != len(spec["params"]):
-            raise ValueError("sampler grid needs every parameter categorical (a list of choices).")
-        chosen = optuna.samplers.GridSampler(space, seed=sampler.get("seed"))
-    elif sampler["name"] == "random":
-        chosen = optuna.samplers.RandomSampler(seed=sampler.get("seed"))
-    else:
-        chosen = optuna.samplers.TPESampler(seed=sampler.get("seed"))
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=spec["study"],
         storage=storage,
-        sampler=chosen,
         pruner=build_pruner(spec["pruner"]),
         direction=spec["direction"],
         load_if_exists=True,
     )
+    # A seeded sampler restarted on a stored study would draw its first trials again: offset the seed
+    # by the trials already stored, which keeps a resumed search reproducible and its draws new.
+    study.sampler = build_sampler(spec, offset=len(study.trials))
+    return study
+
+
+def build_sampler(spec: dict, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The search file's sampler, its seed (if any) plus ``offset``."""
+    sampler = spec["sampler"]
+    seed = None if sampler.get("seed") is None else sampler["seed"] + offset
+    if sampler["name"] == "grid":
+        space = {name: p["choices"] for name, p in spec["params"].items() if p["type"] == "categorical"}
+        if len(space) != len(spec["params"]):
+            raise ValueError("sampler grid needs every parameter categorical (a list of choices).")
+        return optuna.samplers.GridSampler(space, seed=seed)
+    if sampler["name"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def build_pruner(pruner: dict) -> optuna.pruners.BasePruner:
@@ -186,6 +196,8 @@ def report(study: optuna.Study, spec: dict) -> dict:
             "value": t.value,
             "params": t.params,
             "epochs_reported": len(t.intermediate_values),
+            "retry_of": RetryFailedTrialCallback.retried_trial_number(t),  # a dead worker's trial, run again
+            "notes": t.user_attrs,
         }
         for t in study.trials
     ]

@@ -47,6 +47,15 @@ def _value(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _note(trial: dict, trials: list[dict]) -> str:
+    """Why a trial failed or was run again: the retry links and the notes left on the trial."""
+    notes = [f"run again as trial {t['number']}" for t in trials if t.get("retry_of") == trial["number"]]
+    if trial.get("retry_of") is not None:
+        notes.append(f"trial {trial['retry_of']} run again (its worker stopped before it finished), resumed from its last.pt")
+    notes += [f"{key.replace('_', ' ')}: {value}" for key, value in trial.get("notes", {}).items()]
+    return "; ".join(notes)
+
+
 def page_body(record_dir: Path, page: Path) -> str:
     """The generated part of the page: the search's setup, best trial, importances and every trial."""
     summary = json.loads((record_dir / "summary.json").read_text())
@@ -94,8 +103,8 @@ def page_body(record_dir: Path, page: Path) -> str:
         lines += ["", f"Importance: {summary['importance_method']}.", ""]
     names = list(summary["space"])
     lines += [
-        f"| trial | state | {' | '.join(f'`{n}`' for n in names)} | validation {monitor} per epoch | best | minutes |",
-        "|---|---|" + "---|" * len(names) + "---|---|---|",
+        f"| trial | state | {' | '.join(f'`{n}`' for n in names)} | validation {monitor} per epoch | best | minutes | note |",
+        "|---|---|" + "---|" * len(names) + "---|---|---|---|",
     ]
     for t in trials:
         run = metrics.get(t["number"], {})
@@ -104,5 +113,7 @@ def page_body(record_dir: Path, page: Path) -> str:
         best = "" if best_value is None else f"{best_value:.2f}"
         cells = " | ".join(_value(t["params"].get(n, "")) for n in names)
         minutes = f"{run['wall_time_s'] / 60:.1f}" if "wall_time_s" in run else ""
-        lines.append(f"| {link(t['number'])} | {t['state'].lower()} | {cells} | {curve} | {best} | {minutes} |")
+        lines.append(
+            f"| {link(t['number'])} | {t['state'].lower()} | {cells} | {curve} | {best} | {minutes} | {_note(t, trials)} |"
+        )
     return "\n".join(lines) + "\n"
