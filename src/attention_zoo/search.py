@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -210,9 +211,16 @@ def report(study: optuna.Study, spec: dict) -> dict:
         best = study.best_trial
         summary["best"] = {"number": best.number, "value": best.value, "params": best.params}
     if len(complete) >= 2 and len(spec["params"]) >= 1:
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        # PED-ANOVA asks what it takes to reach the top quantile; Optuna's default top 10% is a single
+        # trial in a small study, and its authors advise at least 5 trials above it: take the top
+        # 5 (at most the top half).
+        quantile = min(0.5, max(0.1, 5 / len(complete)))
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=quantile)
         summary["importance"] = optuna.importance.get_param_importances(study, evaluator=evaluator)
-        summary["importance_method"] = "PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator) over the complete trials"
+        summary["importance_method"] = (
+            f"PED-ANOVA (optuna.importance.PedAnovaImportanceEvaluator, target_quantile {quantile:.2f}: what it "
+            f"takes to be in the top {math.ceil(quantile * len(complete))} of the {len(complete)} complete trials)"
+        )
     summary["trials"] = trials
     path = Path(spec["runs_dir"]) / spec["study"] / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
