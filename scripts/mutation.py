@@ -48,6 +48,9 @@ TARGETS = {
     "attention/squeeze_excitation.py": ["tests/test_cbam.py", PAPER_DETAILS],
     "attention/cbam.py": ["tests/test_cbam.py", PAPER_DETAILS],
     "attention/non_local.py": ["tests/test_non_local.py", PAPER_DETAILS],
+    "attention/generalized_2d.py": ["tests/test_generalized_attention_2d.py"],
+    "attention/deformable.py": ["tests/test_deformable.py"],
+    "attention/sagan.py": ["tests/test_sagan.py"],
     "attention/__init__.py": ["tests/test_cbam.py", "tests/test_resnet.py"],
     "models/resnet.py": ["tests/test_resnet.py", PAPER_DETAILS],
     "models/seq2seq.py": ["tests/test_seq2seq_decoding.py"],
@@ -55,6 +58,8 @@ TARGETS = {
     "models/transformer.py": ["tests/test_transformer.py", PAPER_DETAILS],
     "models/show_attend_tell.py": ["tests/test_show_attend_tell.py", PAPER_DETAILS],
     "models/image_encoder.py": ["tests/test_show_attend_tell.py"],
+    "models/sagan.py": ["tests/test_sagan.py"],
+    "models/c2d.py": ["tests/test_videos.py"],
 }
 DISABLED = "string,fstring,decorator"
 
