@@ -101,6 +101,9 @@ def aggregate(row: dict, base: Path) -> dict:
             for m in runs
         }
     )
+    speeds = [m["hardware"]["matmul_gflops_at_start"] for m in runs if "matmul_gflops_at_start" in m["hardware"]]
+    if speeds:  # the machine's speed as each run started (records from 2026-12-02 on)
+        hardware.append(f"fp32 matmul {min(speeds):.0f}-{max(speeds):.0f} GFLOP/s at start")
     return {
         "experiment": runs[0]["experiment"],
         "label": row["label"],

@@ -33,6 +33,7 @@ def test_smoke_run_writes_run_record_and_offline_wandb_run(train_env):
     for key in ("wall_time_s", "hardware", "git_commit", "parameters"):
         assert metrics[key]
     assert metrics["hardware"]["torch"] == torch.__version__
+    assert min(metrics["hardware"]["matmul_gflops_at_start"], metrics["hardware"]["matmul_gflops"]) > 0  # speed, start and end
     history = (run_dir / "history.csv").read_text().splitlines()
     assert len(history) == 3 and all(k in history[0] for k in METRIC_KEYS)
     for name in ("config.yaml", ".hydra/config.yaml", "train.log", "curves.png", "last.pt", "best.pt"):

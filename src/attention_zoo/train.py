@@ -34,7 +34,7 @@ from attention_zoo.engine import checkpoint, distributed
 from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.optim import build_optimizer, build_schedule
 from attention_zoo.engine.run_record import HISTORY, METRICS, write_history, write_json_atomic
-from attention_zoo.engine.runtime import git_commit, hardware_summary, resolve_device
+from attention_zoo.engine.runtime import git_commit, hardware_summary, matmul_gflops, resolve_device
 from attention_zoo.engine.seeding import seed_everything
 from attention_zoo.engine.trainer import (
     NonFiniteLossError,
@@ -240,8 +240,15 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         total_steps = min(total_steps, trainer_cfg.max_steps)
     schedule = build_schedule(optimizer, cfg.schedule, steps_per_epoch, total_steps)
     n_params = sum(p.numel() for p in model.parameters())
+    speed = matmul_gflops(device)  # the machine's speed now, recorded beside the wall time
     log.info(
-        "%s: %s, %.3fM parameters, device %s, run dir %s", cfg.experiment_name, cfg.model.name, n_params / 1e6, device, run_dir
+        "%s: %s, %.3fM parameters, device %s (%.1f GFLOP/s fp32 matmul now), run dir %s",
+        cfg.experiment_name,
+        cfg.model.name,
+        n_params / 1e6,
+        device,
+        speed,
+        run_dir,
     )
 
     logger_cfg = dict(config["logger"])
@@ -321,7 +328,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
                 "wall_time_s": round(state.elapsed_s, 1),
                 "wall_time_this_session_s": round(time.monotonic() - start, 1),
                 "parameters": n_params,
-                "hardware": hardware_summary(device),
+                "hardware": {**hardware_summary(device), "matmul_gflops_at_start": speed},
                 "git_commit": commit,
                 "overrides": overrides,
                 "resumed_from": str(resume_path) if stored else None,

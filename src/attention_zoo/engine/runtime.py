@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import torch
@@ -53,10 +55,31 @@ def hardware_summary(device: torch.device) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "matmul_gflops": matmul_gflops(device),  # the machine's speed as the summary is taken
     }
     if device.type == "cuda":
         summary["gpu"] = torch.cuda.get_device_name(device)
     return summary
+
+
+def matmul_gflops(device: torch.device, seconds: float = 0.25, size: int = 256) -> float:
+    """How fast the machine is now: the median rate of fp32 (size x size) matmuls over ``seconds``,
+    in GFLOP/s, with the run's threads. The same VM has trained the same model 1.8x faster on one
+    day than another; runs record this beside their wall times so that timings can be compared."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    for _ in range(8):  # untimed: the first products of a process start its thread pool
+        a @ b
+    rates = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(rates) < 5:
+        begin = time.perf_counter()
+        for _ in range(8):
+            a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        rates.append(8 * 2 * size**3 / (time.perf_counter() - begin) / 1e9)
+    return round(statistics.median(rates), 1)
 
 
 def git_commit(repo: Path | None = None) -> str:
