@@ -79,7 +79,7 @@ def matmul_gflops(device: torch.device, seconds: float = 0.25, size: int = 256) 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         rates.append(8 * 2 * size**3 / (time.perf_counter() - begin) / 1e9)
-    return round(statistics.median(rates), 1)
+    return round(statistics.median(rates), 2)
 
 
 def git_commit(repo: Path | None = None) -> str:
