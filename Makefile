@@ -45,8 +45,8 @@ train: $(STAMP) ## a real training run end to end: ResNet-20 on CIFAR-10, CPU bu
 
 bench: bench-resnet bench-cnn-attention bench-translation bench-transformer bench-captioning bench-sagan bench-nonlocal-video ## all speed measurements below
 
-bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last effect
-	$(PY) scripts/bench_resnet.py --compile $(ARGS)
+bench-resnet: $(STAMP) ## CIFAR ResNet: training images/s, data-wait share, channels_last, torch.compile and bf16 autocast effects
+	$(PY) scripts/bench_resnet.py --compile --bf16 $(ARGS)
 
 bench-cnn-attention: $(STAMP) ## ResNet-20 with each configs/block option: params, FLOPs, train/eval images/s, overhead vs plain
 	$(PY) scripts/bench_cnn_attention.py $(ARGS)
@@ -182,7 +182,7 @@ figure-bleu-by-length: $(STAMP) ## Bahdanau Fig. 2 from the newest seq2seq and r
 presets: $(STAMP) ## results/presets.md: every experiment preset beside its paper, batches measured on $$ATTN_ZOO_DATA
 	$(PY) scripts/presets.py
 
-mutation: $(STAMP) ## mutation testing of attention/, models/, tasks/decoding.py (mutmut 2; resumable, ~1-2 h on 2 cores) -> results/mutation.md
+mutation: $(STAMP) ## mutation testing of attention/, models/, tasks/decoding.py (mutmut 2; many hours on 2 cores; resumable on any clone from results/mutation/mutmut-cache.sql) -> results/mutation.md
 	$(PY) -m pip install --quiet 'mutmut>=2.5,<3'
 	$(PY) scripts/mutation.py run $(if $(ONLY),--only $(ONLY))
 	$(PY) scripts/mutation.py report

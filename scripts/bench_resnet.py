@@ -6,7 +6,9 @@
 Reports training images/s and the share of wall time spent waiting for the next batch
 (augmentation + normalization in the main process), with the default memory format, with
 channels_last, and with --compile also channels_last plus torch.compile (inductor; ``trainer.compile=model``),
-whose compilation happens in the warm-up steps and is timed apart. Uses the CIFAR-10 copy under
+whose compilation happens in the warm-up steps and is timed apart, and with --bf16 also both memory
+formats under bf16 autocast (``trainer.precision=bf16``; fast on CPUs with AMX or AVX-512 BF16, slow
+where bf16 is emulated). Uses the CIFAR-10 copy under
 $ATTN_ZOO_DATA (or --data-root) through the same data module as training; with --synthetic, random
 uint8 images of the same shape.
 """
@@ -21,7 +23,7 @@ import time
 import torch
 
 from attention_zoo.data.cifar import CifarConfig, CifarData, Split
-from attention_zoo.engine.runtime import hardware_summary, resolve_device
+from attention_zoo.engine.runtime import autocast, autocast_dtype, hardware_summary, resolve_device
 from attention_zoo.engine.trainer import TrainerConfig, compile_model
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.tasks.classification import ClassificationTask
@@ -40,7 +42,14 @@ def synthetic_splits() -> tuple[Split, Split]:
 
 
 def measure(
-    data: CifarData, depth: int, channels_last: bool, compiled: bool, steps: int, warmup: int, device: torch.device
+    data: CifarData,
+    depth: int,
+    channels_last: bool,
+    compiled: bool,
+    precision: str,
+    steps: int,
+    warmup: int,
+    device: torch.device,
 ) -> dict:
     torch.manual_seed(0)
     model = CifarResNet(ResNetConfig(depth=depth)).to(device)
@@ -60,7 +69,8 @@ def measure(
         x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
         y = y.to(device, non_blocking=True)
         t1 = time.perf_counter()
-        out = task.training_step(model, (x, y))
+        with autocast(device, autocast_dtype(precision, device)):
+            out = task.training_step(model, (x, y))
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
@@ -72,6 +82,7 @@ def measure(
     return {
         "channels_last": channels_last,
         "compile": compiled,
+        "precision": precision,
         "warmup_s": round(warmup_s, 1),
         "train_img_per_s": round(images / (wait + busy), 1),
         "data_wait_share": round(wait / (wait + busy), 4),
@@ -91,13 +102,16 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="random images instead of the CIFAR-10 files")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--compile", action="store_true", help="also trainer.compile=model (~1 min)")
+    parser.add_argument("--bf16", action="store_true", help="also both memory formats under bf16 autocast")
     args = parser.parse_args()
 
     cfg = CifarConfig(name="cifar10", root=args.data_root, cache_dir=args.cache_dir, batch_size=args.batch_size)
     data = CifarData(cfg, seed=0, splits=synthetic_splits() if args.synthetic else None)
     device = resolve_device(args.device)
-    variants = [(False, False), (True, False), *([(True, True)] if args.compile else [])]  # (channels_last, compile)
-    results = [measure(data, args.depth, cl, compiled, args.steps, args.warmup, device) for cl, compiled in variants]
+    variants = [(False, False, "fp32"), (True, False, "fp32")]  # (channels_last, compile, precision)
+    variants += [(True, True, "fp32")] if args.compile else []
+    variants += [(False, False, "bf16"), (True, False, "bf16")] if args.bf16 else []
+    results = [measure(data, args.depth, *variant, args.steps, args.warmup, device) for variant in variants]
     report = {
         "model": f"ResNet-{args.depth}",
         "batch_size": args.batch_size,
@@ -106,11 +120,12 @@ def main() -> None:
         "results": results,
     }
     print(f"ResNet-{args.depth}, batch {args.batch_size}, {report['data']}, {device}, {torch.get_num_threads()} threads")
-    print(f"{'memory format':<24}{'train img/s':>12}{'data wait':>11}{'step ms':>9}{'warm-up s':>11}")
+    print(f"{'memory format':<31}{'train img/s':>12}{'data wait':>11}{'step ms':>9}{'warm-up s':>11}")
     for r in results:
         fmt = ("channels_last" if r["channels_last"] else "contiguous") + (" + compile" if r["compile"] else "")
+        fmt += " + bf16 autocast" if r["precision"] == "bf16" else ""
         speed = f"{r['train_img_per_s']:>12.1f}{100 * r['data_wait_share']:>10.1f}%{r['step_ms']:>9.1f}"
-        print(f"{fmt:<24}{speed}{r['warmup_s']:>11.1f}")
+        print(f"{fmt:<31}{speed}{r['warmup_s']:>11.1f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(report, fh, indent=2)

@@ -1,8 +1,9 @@
 """Mutation testing of the papers' mechanisms, models and decoding (mutmut 2), each source file
 against its own fast tests, then a report: results/mutation.md.
 
-    python scripts/mutation.py run [--only attention/cbam.py ...]   # = make mutation; resumable (.mutmut-cache)
+    python scripts/mutation.py run [--only attention/cbam.py ...]   # = make mutation; resumable
     python scripts/mutation.py report                                # the page from the cache
+    python scripts/mutation.py save                                  # the cache -> its committed record
     python scripts/mutation.py pytest TESTS...                       # the runner mutmut calls (below)
 
 mutmut 2 changes one operator, number, keyword, name or argument at a time, on disk, and runs the
@@ -18,6 +19,14 @@ to the next).
 mutmut writes each mutant into the file on disk while its tests run: to keep working meanwhile,
 run it in a second checkout (`git worktree add ../attention-zoo-mutation`); the tests import the
 package from that checkout's src/ (PYTHONPATH), not from the editable install.
+
+The whole run takes longer than a session, and a fresh clone has no ``.mutmut-cache``: the cache is
+kept as a committed text record, results/mutation/mutmut-cache.sql (sqlite's own SQL dump; every
+mutant's line, status and the hash of the tests it was run against). ``run`` and ``report`` start
+from the record when the checkout has no cache; ``run`` writes the record back after each source file
+and when it is stopped (SIGTERM or Ctrl-C), so a later session, on any clone, resumes where this one
+stopped. mutmut keeps a killed mutant killed, and runs a survivor again once the tests have changed.
+``--record PATH`` points a second checkout's run at the main checkout's record.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -35,12 +45,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SRC = "src/attention_zoo"
 CACHE = REPO / ".mutmut-cache"
+RECORD = REPO / "results" / "mutation" / "mutmut-cache.sql"
 EQUIVALENT = Path(__file__).with_name("mutation_equivalent.yaml")
 PAGE = REPO / "results" / "mutation.md"
 PAPER_DETAILS = "tests/test_paper_details.py"
-# source file -> the fast tests that guard it
+# source file -> the fast tests that guard it; run in this order (the papers' mechanisms first)
 TARGETS = {
-    "tasks/decoding.py": ["tests/test_beam_search.py", "tests/test_seq2seq_decoding.py", "tests/test_transformer.py"],
     "attention/additive.py": ["tests/test_additive_attention.py", PAPER_DETAILS],
     "attention/scaled_dot_product.py": ["tests/test_scaled_dot_product.py", "tests/test_transformer.py"],
     "attention/generalized.py": ["tests/test_generalized_attention.py", PAPER_DETAILS],
@@ -60,37 +70,83 @@ TARGETS = {
     "models/image_encoder.py": ["tests/test_show_attend_tell.py"],
     "models/sagan.py": ["tests/test_sagan.py"],
     "models/c2d.py": ["tests/test_videos.py"],
+    "tasks/decoding.py": ["tests/test_beam_search.py", "tests/test_seq2seq_decoding.py", "tests/test_transformer.py"],
 }
 DISABLED = "string,fstring,decorator"
 
 
-def run(only: list[str]) -> None:
+def restore_cache(record: Path, cache: Path = CACHE) -> bool:
+    """Rebuild mutmut's cache from its committed record when this checkout has none; True if it did."""
+    if cache.exists() or not record.exists():
+        return False
+    partial = cache.with_name(cache.name + ".partial")
+    partial.unlink(missing_ok=True)
+    db = sqlite3.connect(partial)
+    db.executescript(record.read_text())
+    db.close()
+    partial.replace(cache)
+    return True
+
+
+def save_cache(record: Path, cache: Path = CACHE) -> None:
+    """Write mutmut's cache to its text record (written aside, then moved: a stop never leaves half a record)."""
+    if not cache.exists():
+        raise SystemExit(f"No mutmut cache at {cache}: run `python scripts/mutation.py run` first.")
+    db = sqlite3.connect(cache)
+    text = "\n".join(db.iterdump()) + "\n"
+    db.close()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    partial = record.with_name(record.name + ".partial")
+    partial.write_text(text)
+    partial.replace(record)
+
+
+def run(only: list[str], record: Path) -> None:
+    if restore_cache(record):
+        print(f"resuming from {record}", flush=True)
+    stopped = []
+
+    def stop(signum, frame):  # mutmut restores the mutated file on SIGINT; then the record is saved
+        stopped.append(signum)
+        if child:
+            child[0].send_signal(signal.SIGINT)
+
+    child: list[subprocess.Popen] = []
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     for target, tests in TARGETS.items():
+        if stopped:
+            break
         if only and target not in only:
             continue
         runner = f"{sys.executable} {Path(__file__).resolve()} pytest {' '.join(tests)}"
         print(f"== {target}: {' '.join(tests)}", flush=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mutmut",
-                "run",
-                "--paths-to-mutate",
-                f"{SRC}/{target}",
-                "--runner",
-                runner,
-                "--tests-dir",
-                "tests",
-                "--disable-mutation-types",
-                DISABLED,
-                "--no-progress",
-                "--simple-output",
-            ],
-            cwd=REPO,
-            check=False,
-            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        )
+        child[:] = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mutmut",
+                    "run",
+                    "--paths-to-mutate",
+                    f"{SRC}/{target}",
+                    "--runner",
+                    runner,
+                    "--tests-dir",
+                    "tests",
+                    "--disable-mutation-types",
+                    DISABLED,
+                    "--no-progress",
+                    "--simple-output",
+                ],
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+            )
+        ]
+        child[0].wait()
+        child.clear()
+        save_cache(record)
+    print(f"{'stopped' if stopped else 'done'}; the cache is saved in {record}", flush=True)
 
 
 MEMORY_LIMIT = 6 << 30  # bytes of address space per test run: a mutant that loops while appending fails fast
@@ -204,14 +260,18 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     run_parser = sub.add_parser("run")
     run_parser.add_argument("--only", nargs="*", default=[], choices=sorted(TARGETS), metavar="FILE")
-    sub.add_parser("report")
+    for record_parser in (run_parser, sub.add_parser("report"), sub.add_parser("save")):
+        record_parser.add_argument("--record", type=Path, default=RECORD, help=f"the cache's text record (default {RECORD})")
     sub.add_parser("pytest").add_argument("tests", nargs="+")
     args = parser.parse_args()
     if args.command == "run":
-        run(args.only)
+        run(args.only, args.record)
     elif args.command == "pytest":
         sys.exit(run_tests(args.tests))
+    elif args.command == "save":
+        save_cache(args.record)
     else:
+        restore_cache(args.record)
         report()
 
 

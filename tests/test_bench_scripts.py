@@ -75,11 +75,17 @@ def test_resnet_bench_runs_on_synthetic_images(tmp_path):
         "2",
         "--warmup",
         "1",
+        "--bf16",
         "--json",
         str(out),
     )
     report = json.loads(out.read_text())
-    assert [r["channels_last"] for r in report["results"]] == [False, True]
+    assert [(r["channels_last"], r["precision"]) for r in report["results"]] == [
+        (False, "fp32"),
+        (True, "fp32"),
+        (False, "bf16"),
+        (True, "bf16"),
+    ]
     assert all(r["train_img_per_s"] > 0 and 0 <= r["data_wait_share"] < 1 for r in report["results"])
 
 

@@ -1,7 +1,9 @@
 """`make mutation` reaches every mechanism: each source file of attention/ and models/ (and the
-decoders) is a target of scripts/mutation.py, with test files that exist."""
+decoders) is a target of scripts/mutation.py, with test files that exist; and its cache survives a
+fresh clone through its committed text record."""
 
 import importlib.util
+import sqlite3
 
 from conftest import REPO
 
@@ -21,3 +23,38 @@ def test_every_mechanism_file_is_a_mutation_target_with_its_tests():
     assert files | {"tasks/decoding.py"} == set(mutation.TARGETS)
     missing = [test for tests in mutation.TARGETS.values() for test in tests if not (REPO / test).is_file()]
     assert not missing, missing
+
+
+def _cache(path, rows):
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE mutant (id INTEGER PRIMARY KEY, line TEXT, status TEXT)")
+    db.executemany("INSERT INTO mutant (line, status) VALUES (?, ?)", rows)
+    db.commit()
+    db.close()
+
+
+def _rows(path):
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT line, status FROM mutant ORDER BY id").fetchall()
+    db.close()
+    return rows
+
+
+def test_the_mutation_cache_round_trips_through_its_record(tmp_path):
+    cache, record = tmp_path / ".mutmut-cache", tmp_path / "results" / "mutation" / "mutmut-cache.sql"
+    rows = [("x = a + b", "ok_killed"), ("y = 'it''s'", "bad_survived"), ("z = 1", "untested")]
+    _cache(cache, rows)
+    mutation.save_cache(record, cache)
+    assert not list(record.parent.glob("*.partial"))
+    cache.unlink()
+    assert mutation.restore_cache(record, cache)  # a fresh clone: the cache comes back from the record
+    assert _rows(cache) == rows
+
+
+def test_a_checkout_with_its_own_cache_keeps_it(tmp_path):
+    cache, record = tmp_path / ".mutmut-cache", tmp_path / "record.sql"
+    _cache(cache, [("a", "ok_killed")])
+    mutation.save_cache(record, cache)
+    _cache(other := tmp_path / "other-cache", [("b", "bad_survived")])
+    assert not mutation.restore_cache(record, other)  # newer local progress is never overwritten
+    assert _rows(other) == [("b", "bad_survived")]
