@@ -111,6 +111,7 @@ def main() -> None:
     variants = [(False, False, "fp32"), (True, False, "fp32")]  # (channels_last, compile, precision)
     variants += [(True, True, "fp32")] if args.compile else []
     variants += [(False, False, "bf16"), (True, False, "bf16")] if args.bf16 else []
+    variants += [(True, True, "bf16")] if args.compile and args.bf16 else []
     results = [measure(data, args.depth, *variant, args.steps, args.warmup, device) for variant in variants]
     report = {
         "model": f"ResNet-{args.depth}",
