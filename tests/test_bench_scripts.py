@@ -115,12 +115,13 @@ def test_transformer_bench_compares_with_torch_and_times_the_kv_cache(tmp_path):
         "1",
         "--decode-sentences",
         "3",  # the fixture's val split has 3 pairs
+        "--bf16",
         "--json",
         str(out),
     )
     report = json.loads(out.read_text())
-    assert set(report["train_tgt_tok_per_s"]) == {"ours", "torch.nn.Transformer"}
-    assert report["ours_over_torch"] > 0
+    assert set(report["train_tgt_tok_per_s"]) == {"ours", "torch.nn.Transformer", "ours, bf16 autocast"}
+    assert report["ours_over_torch"] > 0 and report["bf16_over_fp32"] > 0
     # torch.nn.Transformer adds a final LayerNorm to its encoder and to its decoder (2 x 2 x d_model)
     assert report["parameters"]["torch.nn.Transformer"] - report["parameters"]["ours"] == 4 * 16
     for cache in ("kv_cache", "no_cache"):
