@@ -200,3 +200,21 @@ def test_transformer_bench_times_a_compiled_copy_from_the_same_weights(tmp_path)
     report = json.loads(out.read_text())
     assert set(report["train_tgt_tok_per_s"]) == {"ours", "torch.nn.Transformer", "ours, torch.compile"}
     assert report["compiled_over_eager"] > 0 and report["warmup_s"]["ours, torch.compile"] > report["warmup_s"]["ours"]
+
+
+def test_sagan_bench_times_each_placement_under_the_precision_asked(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    small = [f"--override={o}" for o in ("model.g_width=16", "model.d_width=16", "data.batch_size=4", "data.eval_batch_size=8")]
+    out = tmp_path / "bench.json"
+    timing = ["--steps", "2", "--warmup", "1"]
+    run_script(env, "scripts/bench_sagan.py", *small, *timing, "--precision", "bf16", "--json", str(out))
+    report = json.loads(out.read_text())
+    assert report["precision"] == "bf16" and report["overrides"] == [o.removeprefix("--override=") for o in small]
+    by_variant = {r["variant"]: r for r in report["results"]}
+    assert set(by_variant) == {"none", "feat8", "feat16"} and by_variant["none"]["train_time_ratio"] == 1.0
+    # one attention module in G and one in D at width 16: f, g, h (16 -> 2, no bias), v (2 -> 16) and gamma
+    module = 4 * 16 * 2 + 1
+    for variant in ("feat8", "feat16"):
+        assert by_variant[variant]["g_parameters"] - by_variant["none"]["g_parameters"] == module
+        assert by_variant[variant]["d_parameters"] - by_variant["none"]["d_parameters"] == module
+        assert by_variant[variant]["train_iterations_per_s"] > 0 and by_variant[variant]["sample_img_per_s"] > 0
