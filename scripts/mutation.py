@@ -38,6 +38,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -101,6 +102,19 @@ def save_cache(record: Path, cache: Path = CACHE) -> None:
     partial.replace(record)
 
 
+def wait_or_kill(process: subprocess.Popen, stopped: list, grace_s: float = 30.0) -> None:
+    """Wait for ``process``; once a stop was asked, give it ``grace_s`` to exit, then kill it."""
+    deadline = None
+    while process.poll() is None:
+        if stopped and deadline is None:
+            deadline = time.monotonic() + grace_s
+        if deadline is not None and time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            return
+        time.sleep(0.5)
+
+
 def run(only: list[str], record: Path) -> None:
     if restore_cache(record):
         print(f"resuming from {record}", flush=True)
@@ -143,8 +157,10 @@ def run(only: list[str], record: Path) -> None:
                 env={**os.environ, "PYTHONPATH": str(REPO / "src")},
             )
         ]
-        child[0].wait()
+        wait_or_kill(child[0], stopped)
         child.clear()
+        if stopped:  # mutmut 2.5 can hang after SIGINT with a mutant still written into the file
+            subprocess.run(["git", "checkout", "--", f"{SRC}/{target}"], cwd=REPO, check=True)
         save_cache(record)
     print(f"{'stopped' if stopped else 'done'}; the cache is saved in {record}", flush=True)
 

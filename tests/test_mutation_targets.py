@@ -3,7 +3,11 @@ decoders) is a target of scripts/mutation.py, with test files that exist; and it
 fresh clone through its committed text record."""
 
 import importlib.util
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 from conftest import REPO
 
@@ -58,3 +62,11 @@ def test_a_checkout_with_its_own_cache_keeps_it(tmp_path):
     _cache(other := tmp_path / "other-cache", [("b", "bad_survived")])
     assert not mutation.restore_cache(record, other)  # newer local progress is never overwritten
     assert _rows(other) == [("b", "bad_survived")]
+
+
+def test_a_stopped_run_kills_a_mutmut_that_hangs_after_its_interrupt():
+    """mutmut 2.5 can hang after SIGINT (seen 2026-12-03); the runner gives it a grace period, then kills it."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = time.monotonic()
+    mutation.wait_or_kill(process, stopped=[signal.SIGTERM], grace_s=0.5)
+    assert process.returncode is not None and time.monotonic() - started < 10
