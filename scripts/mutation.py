@@ -102,8 +102,8 @@ def save_cache(record: Path, cache: Path = CACHE) -> None:
     partial.replace(record)
 
 
-def wait_or_kill(process: subprocess.Popen, stopped: list, grace_s: float = 30.0) -> None:
-    """Wait for ``process``; once a stop was asked, give it ``grace_s`` to exit, then kill it."""
+def wait_or_kill(process: subprocess.Popen, stopped: list, grace_s: float = 30.0) -> bool:
+    """Wait for ``process``; once a stop was asked, give it ``grace_s`` to exit, then kill it. True if killed."""
     deadline = None
     while process.poll() is None:
         if stopped and deadline is None:
@@ -111,8 +111,9 @@ def wait_or_kill(process: subprocess.Popen, stopped: list, grace_s: float = 30.0
         if deadline is not None and time.monotonic() > deadline:
             process.kill()
             process.wait()
-            return
+            return True
         time.sleep(0.5)
+    return False
 
 
 def run(only: list[str], record: Path) -> None:
@@ -135,6 +136,8 @@ def run(only: list[str], record: Path) -> None:
             continue
         runner = f"{sys.executable} {Path(__file__).resolve()} pytest {' '.join(tests)}"
         print(f"== {target}: {' '.join(tests)}", flush=True)
+        source = REPO / SRC / target
+        original = source.read_bytes()  # mutmut writes each mutant into this file
         child[:] = [
             subprocess.Popen(
                 [
@@ -157,10 +160,9 @@ def run(only: list[str], record: Path) -> None:
                 env={**os.environ, "PYTHONPATH": str(REPO / "src")},
             )
         ]
-        wait_or_kill(child[0], stopped)
+        if wait_or_kill(child[0], stopped):  # mutmut 2.5 can hang after SIGINT with a mutant still in the file
+            source.write_bytes(original)
         child.clear()
-        if stopped:  # mutmut 2.5 can hang after SIGINT with a mutant still written into the file
-            subprocess.run(["git", "checkout", "--", f"{SRC}/{target}"], cwd=REPO, check=True)
         save_cache(record)
     print(f"{'stopped' if stopped else 'done'}; the cache is saved in {record}", flush=True)
 

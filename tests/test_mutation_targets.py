@@ -68,5 +68,5 @@ def test_a_stopped_run_kills_a_mutmut_that_hangs_after_its_interrupt():
     """mutmut 2.5 can hang after SIGINT (seen 2026-12-03); the runner gives it a grace period, then kills it."""
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     started = time.monotonic()
-    mutation.wait_or_kill(process, stopped=[signal.SIGTERM], grace_s=0.5)
+    assert mutation.wait_or_kill(process, stopped=[signal.SIGTERM], grace_s=0.5)
     assert process.returncode is not None and time.monotonic() - started < 10
