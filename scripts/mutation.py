@@ -55,7 +55,7 @@ TARGETS = {
     "attention/additive.py": ["tests/test_additive_attention.py", PAPER_DETAILS],
     "attention/scaled_dot_product.py": ["tests/test_scaled_dot_product.py", "tests/test_transformer.py"],
     "attention/generalized.py": ["tests/test_generalized_attention.py", PAPER_DETAILS],
-    "attention/positions.py": ["tests/test_transformer.py", "tests/test_generalized_attention.py"],
+    "attention/positions.py": ["tests/test_positions.py", "tests/test_transformer.py", "tests/test_generalized_attention.py"],
     "attention/squeeze_excitation.py": ["tests/test_cbam.py", PAPER_DETAILS],
     "attention/cbam.py": ["tests/test_cbam.py", PAPER_DETAILS],
     "attention/non_local.py": ["tests/test_non_local.py", PAPER_DETAILS],

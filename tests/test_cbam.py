@@ -106,3 +106,13 @@ def test_factory_builds_se_and_cbam_with_options_and_rejects_bad_ones():
         CBAM(16, arrangement="serial")
     with pytest.raises(ValueError, match="valid: cbam, none, se"):
         build_block_attention("cbam-typo", 16)
+
+
+def test_defaults_are_the_papers():
+    """Woo et al.: reduction r = 16, both poolings, a 7x7 spatial kernel, channel then spatial (Sec. 4.1)."""
+    assert ChannelAttention(64).mlp[0].out_features == 4 and ChannelAttention(64).pooling == "avg+max"
+    assert SpatialAttention().conv.kernel_size == (7, 7)
+    cbam = CBAM(64)
+    assert cbam.channel.mlp[0].out_features == 4 and cbam.spatial.conv.kernel_size == (7, 7)
+    assert cbam.arrangement == "channel_spatial"
+    assert SqueezeExcitation(64).fc1.out_features == 4

@@ -96,3 +96,30 @@ def test_weights_sum_to_one_and_padding_gets_zero_for_every_subset():
 def test_bad_attention_types_name_the_terms(bad):
     with pytest.raises(ValueError, match="E1 query-key content"):
         parse_terms(bad)
+
+
+def test_attend_defaults_are_no_mask_no_weights_offset_zero_and_no_dropout():
+    """Cross-attention calls ``attend`` with its defaults: not causal, positions from 0, no dropout."""
+    z, x = inputs()
+    attention = module("1111").train()
+    k, v = attention.project_kv(x, x)
+    out, weights = attention.attend(z, k, v)
+    assert weights is None
+    expected, expected_weights = attention.attend(z, k, v, None, False, True, 0)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(out, attention.eval().attend(z, k, v)[0])  # training mode, yet no dropout
+    torch.testing.assert_close(attention.logits(z, k), attention.logits(z, k, query_offset=0))
+    torch.testing.assert_close(expected_weights, torch.softmax(attention.logits(z, k, 0), -1).expand_as(expected_weights))
+    assert build_attention("0100", D, H).dropout == 0.0 and build_attention("1000", D, H).dropout == 0.0
+
+
+def test_causal_attention_with_fewer_queries_than_keys_hides_the_future():
+    """Incremental decoding: the last 3 of 5 positions attend to keys 0..2+i, with the relative terms."""
+    z, x = inputs(queries=3, keys=5)
+    attention = module("1111")
+    k, v = attention.project_kv(x, x)
+    _, weights = attention.attend(z, k, v, causal=True, need_weights=True, query_offset=2)
+    visible = torch.ones(3, 5, dtype=torch.bool).tril(diagonal=2)  # query i at position 2 + i
+    logits = attention.logits(z, k, query_offset=2).masked_fill(~visible, float("-inf"))
+    torch.testing.assert_close(weights, torch.softmax(logits, -1).expand_as(weights))
+    assert weights[..., ~visible].eq(0).all()

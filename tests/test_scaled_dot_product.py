@@ -98,3 +98,22 @@ def test_head_sizes_must_divide_or_be_given():
     mha = MultiHeadAttention(10, 3, d_k=4, d_v=2)
     out, _ = mha(torch.randn(1, 2, 10), torch.randn(1, 5, 10), torch.randn(1, 5, 10))
     assert out.shape == (1, 2, 10) and mha.w_v.out_features == 6
+
+
+def test_key_padding_and_causal_masks_both_apply():
+    """A key is hidden when it is padding or in the future: the masks combine by AND."""
+    q, k, v = qkv(queries=6)
+    _, weights = scaled_dot_product_attention(q, k, v, KEY_MASK, causal=True, need_weights=True)
+    assert weights[1, :, 5, 4:].eq(0).all()  # padding, although causally visible
+    assert weights[0].triu(diagonal=1).eq(0).all()  # the future, although not padding
+    assert weights[0, :, 5].gt(0).all() and weights[1, :, 5, :4].gt(0).all()
+
+
+def test_multi_head_defaults_are_no_dropout_and_the_fused_path_without_weights():
+    torch.manual_seed(0)
+    attention = MultiHeadAttention(16, 2)
+    x = torch.randn(2, 5, 16)
+    out, weights = attention(x, x, x)  # training mode: dropout would change the output
+    assert weights is None
+    assert attention.attend(x, *attention.project_kv(x, x))[1] is None
+    torch.testing.assert_close(out, attention.eval()(x, x, x)[0])

@@ -61,7 +61,6 @@ class GeneralizedAttention(MultiHeadAttention):
         bias: bool = True,
     ):
         super().__init__(d_model, heads, d_k, d_v, dropout, bias)
-        self.attention_type = str(attention_type)
         self.e1, self.e2, self.e3, self.e4 = parse_terms(attention_type)
         self.d_model = d_model
         if self.e2 or self.e4:
