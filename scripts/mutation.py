@@ -185,14 +185,17 @@ def run_tests(tests: list[str]) -> int:
 
 
 def survivors() -> dict[str, list[tuple[int, str]]]:
-    """{source file: [(mutant id, diff)]} of the mutants that survived, from mutmut's cache."""
+    """{source file: [(mutant id, diff)]} of the mutants that survived, from mutmut's cache. A survivor
+    whose line has since left the source (the code changed after the run) cannot be shown: its diff is
+    empty, and the next ``run`` drops it."""
     out: dict[str, list[tuple[int, str]]] = {}
     for mutant_id in _ids("survived"):
-        diff = subprocess.run(
-            [sys.executable, "-m", "mutmut", "show", str(mutant_id)], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout
+        shown = subprocess.run(
+            [sys.executable, "-m", "mutmut", "show", str(mutant_id)], cwd=REPO, capture_output=True, text=True, check=False
+        )
+        diff = shown.stdout if shown.returncode == 0 else ""
         match = re.search(r"--- (\S+)", diff)
-        out.setdefault(match.group(1) if match else "?", []).append((mutant_id, diff.strip()))
+        out.setdefault(match.group(1) if match else "line no longer in the source", []).append((mutant_id, diff.strip()))
     return out
 
 
@@ -217,8 +220,8 @@ def counts() -> dict[str, dict[str, int]]:
 
 
 def mutated_line(diff: str) -> str:
-    """The line a mutant wrote, as scripts/mutation_equivalent.yaml names it."""
-    return next(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    """The line a mutant wrote, as scripts/mutation_equivalent.yaml names it ("" for a mutant that cannot be shown)."""
+    return next((line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")), "")
 
 
 def report() -> None:
@@ -263,6 +266,9 @@ def report() -> None:
     for filename, items in sorted(lived.items()):
         body.append(f"### `{filename}`")
         for mutant_id, diff in items:
+            if not diff:
+                body.append(f"- mutant {mutant_id}: its line has left the source since it ran; the next `make mutation` drops it")
+                continue
             reason = equivalent.get(filename, {}).get(mutated_line(diff))
             body.append(
                 f"- mutant {mutant_id}: " + (f"**equivalent**: {reason}" if reason else "**not killed**: a gap in the tests")
