@@ -153,12 +153,12 @@ reproduce-show-attend-tell-scenes: $(STAMP) ## Show-Attend-Tell on the generated
 
 # The feature space of the GAN metrics: ResNet-20 of resnet_cifar_converged_cpu, seed 0, 68 epochs on all
 # 50k training images in bf16 (88.61% test, results/resnet_cifar.md), exported to one file. Pinned: the
-# SAGAN numbers use it, and each SAGAN record names the exported file's sha256.
+# SAGAN numbers use it, and each SAGAN record names the sha256 of the run's weights it was exported from.
 FEATURE_CLASSIFIER := $(RUNS)/feature_classifier/resnet20_cifar10.pt
 FEATURE_CLASSIFIER_RUN := experiment=resnet_cifar_converged_cpu seed=0 trainer.epochs=68 data.val_size=0 trainer.precision=bf16
 feature-classifier: $(STAMP) ## the CIFAR-10 classifier whose features score the GANs: trains resnet_cifar_converged_cpu (68 epochs on 50k, bf16, seed 0) unless a finished run exists (~1.8 h on an AMX CPU), exports it to runs/feature_classifier/resnet20_cifar10.pt
 	@test -f $(FEATURE_CLASSIFIER) || { \
-		finished="grep -l '\"status\": \"completed\"' $(RUNS)/resnet_cifar_converged_cpu/*/metrics.json 2>/dev/null | xargs -r grep -l '\"seed\": 0,' | xargs -r grep -l '\"trainer.epochs=68\"' | xargs -r grep -l '\"data.val_size=0\"' | xargs -r grep -l '\"trainer.precision=bf16\"' | sort | tail -n 1"; \
+		finished="grep -l '\"status\": \"completed\"' $(RUNS)/resnet_cifar_converged_cpu/*/metrics.json 2>/dev/null $(foreach o,$(FEATURE_CLASSIFIER_RUN),| xargs -r grep -l '\"$(o)\"') | sort | tail -n 1"; \
 		run=$$(eval "$$finished"); \
 		test -n "$$run" || { $(PY) -m attention_zoo.train $(FEATURE_CLASSIFIER_RUN) && run=$$(eval "$$finished"); }; \
 		$(PY) -m attention_zoo.portable $$(dirname $$run) -o $(FEATURE_CLASSIFIER); }
