@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops import deform_conv2d
 
 
 class DeformableConv2d(nn.Module):
@@ -42,5 +41,7 @@ class DeformableConv2d(nn.Module):
         return predicted[:, : 2 * self.taps], torch.sigmoid(predicted[:, 2 * self.taps :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torchvision.ops import deform_conv2d  # imported here: torchvision.ops loads torch._dynamo, ~2 s at every start
+
         offsets, mask = self.offsets_and_mask(x)
         return deform_conv2d(x, offsets, self.conv.weight, stride=self.stride, padding=self.padding, mask=mask)
