@@ -3,6 +3,7 @@ update per batch (each touching only its own player), the moving average of G, e
 fixed classifier's feature space, per-epoch sample grids, the attention figure, and exact resume."""
 
 import csv
+import importlib.util
 import json
 import signal
 import subprocess
@@ -189,6 +190,21 @@ def test_predict_refuses_a_gan_and_says_how_to_sample(gan_run):
         [sys.executable, "-m", "attention_zoo.predict", str(gan_run), "x.jpg"], capture_output=True, text=True, cwd=REPO
     )
     assert proc.returncode == 2 and "is a generation model" in proc.stderr and "sampler()" in proc.stderr
+
+
+def test_gan_noise_gives_back_the_recorded_test_at_the_runs_noise_seed_and_scores_other_draws(gan_run, tmp_path):
+    spec = importlib.util.spec_from_file_location("gan_noise", REPO / "scripts" / "gan_noise.py")
+    gan_noise = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gan_noise)
+    gan_noise.main([str(gan_run), "--noise-seeds", "0", "1", "--json", str(tmp_path / "noise.json")])
+    (result,) = json.loads((tmp_path / "noise.json").read_text())["runs"]
+    recorded = json.loads((gan_run / "metrics.json").read_text())["test"]
+    assert result["own_seed"]["noise_seed"] == 2019
+    assert all(result["own_seed"][m] == pytest.approx(recorded[m], rel=1e-5, abs=1e-6) for m in ("fid", "precision", "recall"))
+    draws = [result["draws"][seed]["fid"] for seed in ("0", "1")]
+    assert len(set(draws)) == 2 and recorded["fid"] not in draws  # other noise, other images, other scores
+    assert result["mean"]["fid"] == pytest.approx(sum(draws) / 2)
+    assert result["std"]["fid"] == pytest.approx(abs(draws[0] - draws[1]) / 2**0.5)
 
 
 def _comparable(run_dir):
