@@ -69,28 +69,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
     started = time.time()
-    results = []
+    report = {
+        "command": "python scripts/gan_noise.py "
+        + " ".join(str(r) for r in args.runs)
+        + f" --noise-seeds {' '.join(map(str, args.noise_seeds))}",
+        "git_commit": git_commit(),
+        "hardware": hardware_summary(torch.device("cpu")),
+        "runs": [],
+    }
     for run in args.runs:
         result = rescore(run, args.noise_seeds, args.data_root)
-        results.append(result)
         print(f"{result['run']} (seed {result['seed']}, attention at {result['gan_attention'] or 'none'})")
         print(f"  recorded:             {scores_text(result['recorded'])}")
         print(f"  noise {result['own_seed']['noise_seed']} (its own): {scores_text(result['own_seed'])}")
         for seed, scores in result["draws"].items():
             print(f"  noise {seed}:              {scores_text(scores)}")
         spread = " ".join(f"{m}={result['mean'][m]:.4f}±{result['std'][m]:.4f}" for m in METRICS)
-        print(f"  over {len(result['draws'])} draws: {spread}")
-    if args.json:
-        report = {
-            "command": "python scripts/gan_noise.py "
-            + " ".join(str(r) for r in args.runs)
-            + f" --noise-seeds {' '.join(map(str, args.noise_seeds))}",
-            "git_commit": git_commit(),
-            "hardware": hardware_summary(torch.device("cpu")),
-            "wall_s": round(time.time() - started, 1),
-            "runs": results,
-        }
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"  over {len(result['draws'])} draws: {spread}", flush=True)
+        report["runs"].append(result)
+        report["wall_s"] = round(time.time() - started, 1)
+        if args.json:  # after each run: a stopped re-scoring keeps the runs it finished
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
