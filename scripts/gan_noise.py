@@ -2,11 +2,11 @@
 test split with other noise seeds than its ``task.noise_seed``, under the run's precision.
 
     python scripts/gan_noise.py runs/sagan_cpu/RUN [RUN ...] --noise-seeds 0 1 2 3 4 \
-        --data-root ../shared/data --json results/sagan_noise.json
+        --data-root ../shared/data --json results/sagan_noise/seed0_noise_draws.json
 
 A run's test FID, precision and recall come from one fixed draw of noise (experiments/sagan.md). This
 re-scores its weights first at its own noise seed, which must give back the recorded test scores
-(the check that the re-scoring is the run's test), then at each seed of ``--noise-seeds``. The
+(checked: otherwise it stops, since the re-scoring would not be the run's test), then at each seed of ``--noise-seeds``. The
 spread over those draws is the estimator's sampling error for one set of weights, to set beside
 the spread between training seeds on results/sagan.md. Needs the run folder's checkpoints (not in
 the committed records) and its feature classifier.
@@ -42,8 +42,13 @@ def rescore(run_dir: Path, noise_seeds: list[int], data_root: Path | None = None
             return task.evaluate(model, data.test_batches(), "test")
 
     own = test_scores(cfg.task.noise_seed)
-    draws = {seed: test_scores(seed) for seed in noise_seeds}
     recorded = json.loads((Path(run_dir) / "metrics.json").read_text())["test"]
+    if any(abs(own[m] - recorded[m]) > 1e-5 * abs(recorded[m]) + 1e-6 for m in METRICS):
+        raise ValueError(
+            f"{run_dir}: re-scored at its own noise seed {cfg.task.noise_seed}, it gives {scores_text(own)}, but its "
+            f"record says {scores_text(recorded)}: these are not the weights or data its test used (check --data-root)."
+        )
+    draws = {seed: test_scores(seed) for seed in noise_seeds}
     summary = {m: [scores[m] for scores in draws.values()] for m in METRICS}
     return {
         "run": Path(run_dir).name,

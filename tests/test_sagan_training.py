@@ -5,6 +5,7 @@ fixed classifier's feature space, per-epoch sample grids, the attention figure, 
 import csv
 import importlib.util
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,10 @@ from attention_zoo.models.sagan import SAGAN, SAGANConfig
 from attention_zoo.tasks.generation import GenerationTask
 from attention_zoo.wandb_records import logged_history
 from conftest import REPO, SMOKE, entrypoint_env, run_dirs, run_train
+
+spec = importlib.util.spec_from_file_location("gan_noise", REPO / "scripts" / "gan_noise.py")
+gan_noise = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gan_noise)
 
 GAN_SMOKE = [
     "experiment=sagan",
@@ -193,9 +198,6 @@ def test_predict_refuses_a_gan_and_says_how_to_sample(gan_run):
 
 
 def test_gan_noise_gives_back_the_recorded_test_at_the_runs_noise_seed_and_scores_other_draws(gan_run, tmp_path):
-    spec = importlib.util.spec_from_file_location("gan_noise", REPO / "scripts" / "gan_noise.py")
-    gan_noise = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gan_noise)
     gan_noise.main([str(gan_run), "--noise-seeds", "0", "1", "--json", str(tmp_path / "noise.json")])
     (result,) = json.loads((tmp_path / "noise.json").read_text())["runs"]
     recorded = json.loads((gan_run / "metrics.json").read_text())["test"]
@@ -205,6 +207,15 @@ def test_gan_noise_gives_back_the_recorded_test_at_the_runs_noise_seed_and_score
     assert len(set(draws)) == 2 and recorded["fid"] not in draws  # other noise, other images, other scores
     assert result["mean"]["fid"] == pytest.approx(sum(draws) / 2)
     assert result["std"]["fid"] == pytest.approx(abs(draws[0] - draws[1]) / 2**0.5)
+
+
+def test_gan_noise_stops_when_its_own_seed_does_not_give_back_the_record(gan_run, tmp_path):
+    altered = shutil.copytree(gan_run, tmp_path / "run", ignore=shutil.ignore_patterns("wandb", "figures"))
+    metrics = json.loads((altered / "metrics.json").read_text())
+    metrics["test"]["fid"] += 0.01  # as if the record came from other weights or data
+    (altered / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="re-scored at its own noise seed 2019.*not the weights or data its test used"):
+        gan_noise.main([str(altered), "--noise-seeds", "0"])
 
 
 def _comparable(run_dir):
