@@ -76,15 +76,31 @@ TARGETS = {
 DISABLED = "string,fstring,decorator"
 
 
+def _tested(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT count(*) FROM Mutant WHERE status != 'untested'").fetchone()[0]
+
+
 def restore_cache(record: Path, cache: Path = CACHE) -> bool:
-    """Rebuild mutmut's cache from its committed record when this checkout has none; True if it did."""
-    if cache.exists() or not record.exists():
+    """Rebuild mutmut's cache from its committed record when this checkout has none, or has a stale one: older
+    than the record and with no more tested mutants (the main checkout's cache, while a second checkout's run
+    writes the record back with --record). Newer local progress is kept. True if it rebuilt."""
+    if not record.exists():
         return False
+    recorded = sqlite3.connect(":memory:")
+    recorded.executescript(record.read_text())
+    if cache.exists():
+        local = sqlite3.connect(cache)
+        stale = cache.stat().st_mtime_ns < record.stat().st_mtime_ns and _tested(local) <= _tested(recorded)
+        local.close()
+        if not stale:
+            recorded.close()
+            return False
     partial = cache.with_name(cache.name + ".partial")
     partial.unlink(missing_ok=True)
     db = sqlite3.connect(partial)
-    db.executescript(record.read_text())
+    recorded.backup(db)
     db.close()
+    recorded.close()
     partial.replace(cache)
     return True
 

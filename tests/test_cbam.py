@@ -116,3 +116,19 @@ def test_defaults_are_the_papers():
     assert cbam.channel.mlp[0].out_features == 4 and cbam.spatial.conv.kernel_size == (7, 7)
     assert cbam.arrangement == "channel_spatial"
     assert SqueezeExcitation(64).fc1.out_features == 4
+
+
+def test_the_hidden_layer_keeps_one_unit_when_channels_are_fewer_than_r():
+    """C // r is 1 for ResNet-20's 16-channel stage at r = 16 and 0 below it; the MLP keeps at least one unit."""
+    assert ChannelAttention(16).mlp[0].out_features == 1
+    assert ChannelAttention(8).mlp[0].out_features == 1
+    assert ChannelAttention(8, reduction=4).mlp[0].out_features == 2
+
+
+def test_spatial_attention_is_the_same_on_a_channels_last_input():
+    """The CPU path re-lays the pooled map out as channels_last for the kxk convolution: same values."""
+    torch.manual_seed(0)
+    module, x = CBAM(16, reduction=4), torch.randn(2, 16, 9, 9)
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(module.spatial(channels_last), module.spatial(x))
+    torch.testing.assert_close(module(channels_last), module(x))

@@ -3,6 +3,7 @@ decoders) is a target of scripts/mutation.py, with test files that exist; and it
 fresh clone through its committed text record."""
 
 import importlib.util
+import os
 import signal
 import sqlite3
 import subprocess
@@ -60,8 +61,31 @@ def test_a_checkout_with_its_own_cache_keeps_it(tmp_path):
     _cache(cache, [("a", "ok_killed")])
     mutation.save_cache(record, cache)
     _cache(other := tmp_path / "other-cache", [("b", "bad_survived")])
+    os.utime(other, ns=(record.stat().st_mtime_ns + 10**9,) * 2)
     assert not mutation.restore_cache(record, other)  # newer local progress is never overwritten
     assert _rows(other) == [("b", "bad_survived")]
+
+
+def test_a_cache_older_than_the_record_is_rebuilt_from_it(tmp_path):
+    """The main checkout's cache goes stale while a second checkout's run writes the record back (--record)."""
+    stale, record = tmp_path / ".mutmut-cache", tmp_path / "record.sql"
+    _cache(newer := tmp_path / "newer", [("a", "ok_killed")])
+    mutation.save_cache(record, newer)
+    _cache(stale, [("a", "bad_survived")])
+    os.utime(stale, ns=(record.stat().st_mtime_ns - 10**9,) * 2)
+    assert mutation.restore_cache(record, stale)
+    assert _rows(stale) == [("a", "ok_killed")]
+
+
+def test_a_cache_with_more_tested_mutants_than_an_older_record_is_kept(tmp_path):
+    """Checking out an older commit rewrites the record file (a newer mtime) with less progress than the cache."""
+    cache, record = tmp_path / ".mutmut-cache", tmp_path / "record.sql"
+    _cache(old := tmp_path / "old", [("a", "ok_killed"), ("b", "untested")])
+    mutation.save_cache(record, old)
+    _cache(cache, [("a", "ok_killed"), ("b", "bad_survived")])
+    os.utime(cache, ns=(record.stat().st_mtime_ns - 10**9,) * 2)
+    assert not mutation.restore_cache(record, cache)
+    assert _rows(cache) == [("a", "ok_killed"), ("b", "bad_survived")]
 
 
 def test_a_stopped_run_kills_a_mutmut_that_hangs_after_its_interrupt():
