@@ -109,3 +109,20 @@ def test_the_authors_init_draws_the_projections_at_std_0_01_and_zeroes_their_bia
         assert torch.equal(proj.bias, torch.zeros_like(proj.bias))
     default = NonLocalBlock(64, "embedded_gaussian", conv_init_std=None)  # PyTorch's: U(±1/sqrt(fan_in))
     assert default.theta.weight.std().item() == pytest.approx((1 / 64) ** 0.5 / 3**0.5, rel=0.1)
+
+
+def test_defaults_are_the_bottleneck_of_sec_3_3_and_the_authors_scale():
+    """θ, φ, g halve the channels (at least one); the embedded Gaussian divides by sqrt(C') by default."""
+    block = NonLocalBlock(16)
+    assert block.theta.out_channels == block.phi.out_channels == block.g.out_channels == 8
+    assert block.w_z.in_channels == 8 and block.scale == pytest.approx(8**-0.5)
+    assert NonLocalBlock(3).g.out_channels == 1 and NonLocalBlock(1).g.out_channels == 1
+    assert NonLocalBlock(16, scale=False).scale == 1.0 and NonLocalBlock(16, "dot_product").scale == 1.0
+
+
+def test_the_concatenation_weights_start_at_std_one_over_sqrt_c_prime():
+    """w_f = [a; b] ~ N(0, 1/C'): a unit-variance pairwise term for unit-variance θ, φ (the paper gives no init)."""
+    torch.manual_seed(0)
+    w_f = NonLocalBlock(512, "concatenation").w_f  # C' = 256: 512 draws
+    assert w_f.shape == (2, 256)
+    assert w_f.std().item() == pytest.approx(256**-0.5, rel=0.1)

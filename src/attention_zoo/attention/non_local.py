@@ -65,7 +65,7 @@ class NonLocalBlock(nn.Module):
         self.theta = conv(channels, inner, 1) if embedded else None
         self.phi = conv(channels, inner, 1) if embedded else None
         self.g = conv(channels, inner, 1)
-        # w_f = [a; b] of Eq. 5, one weight per concatenated channel
+        # w_f = [a; b] of Eq. 5, one weight per concatenated channel, ~ N(0, 1/C') (the paper gives no init)
         self.w_f = nn.Parameter(torch.randn(2, inner) / inner**0.5) if instantiation == "concatenation" else None
         self.pool = (nn.MaxPool2d(2) if dims == 2 else nn.MaxPool3d((1, 2, 2))) if subsample else None
         self.w_z = conv(inner, channels, 1)
