@@ -109,3 +109,26 @@ def test_bad_settings_are_named():
         GeneralizedAttention2d(10, heads=4)
     with pytest.raises(ValueError, match="at least one 1"):
         GeneralizedAttention2d(8, attention_type="0000")
+
+
+def test_the_default_position_encoding_has_d_k_channels_rounded_up_to_even():
+    """S(·) needs an even width (sin and cos pairs); by default it is d_k, or d_k + 1 when d_k is odd."""
+    assert GeneralizedAttention2d(32, heads=4).position_dim == 8
+    odd = GeneralizedAttention2d(20, heads=4)  # d_k = 5
+    assert odd.position_dim == 6 and odd.position_x.in_features == odd.position_y.in_features == 6
+    assert GeneralizedAttention2d(32, heads=4, position_dim=4).position_x.in_features == 4
+
+
+def test_the_weights_are_kept_for_figures_only_after_a_forward():
+    torch.manual_seed(0)
+    module = GeneralizedAttention2d(16, heads=2, kv_stride=2)
+    assert module.last_weights is None
+    module(torch.randn(3, 16, 6, 5))
+    assert module.last_weights.shape == (3, 2, 30, 9) and not module.last_weights.requires_grad
+
+
+def test_the_relative_positions_are_built_on_the_modules_device():
+    """The distance tables follow the parameters (a GPU run); the meta device shows it without a GPU."""
+    module = GeneralizedAttention2d(16, heads=2, kv_stride=2).to("meta")
+    out = module(torch.randn(2, 16, 6, 5, device="meta"))
+    assert out.device.type == "meta" and out.shape == (2, 16, 6, 5)
