@@ -65,3 +65,11 @@ def test_the_resnet_makes_every_3x3_convolution_of_the_chosen_stages_deformable(
     assert all(float(m.offset.weight.abs().sum()) == 0 for m in model.modules() if isinstance(m, DeformableConv2d))
     with pytest.raises(ValueError, match="deformable_stages must be among 1, 2, 3"):
         CifarResNet(ResNetConfig(depth=20, deformable_stages=(4,)))
+
+
+def test_the_layer_has_no_bias_like_the_convolution_it_replaces():
+    """The ResNet's 3x3 convolutions carry no bias (BatchNorm follows); the parameter count counts w_k and the offsets."""
+    layer = DeformableConv2d(4, 6)
+    assert layer.conv.bias is None
+    taps = 9
+    assert sum(p.numel() for p in layer.parameters()) == 6 * 4 * taps + (3 * taps * 4 * taps + 3 * taps)

@@ -182,3 +182,13 @@ def test_one_seed_gives_every_attention_placement_the_same_other_weights():
         assert other.keys() == plain.keys()
         assert all(torch.equal(other[k], plain[k]) for k in plain), placement
         assert torch.equal(after_other, after_plain)  # and the global stream goes on where it would have
+
+
+def test_the_last_attention_map_is_kept_for_figures_after_a_forward():
+    torch.manual_seed(0)
+    module = SelfAttention2d(16)
+    x = torch.randn(2, 16, 4, 4)
+    assert module.last_attention is None
+    module(x)
+    torch.testing.assert_close(module.last_attention, module.attention(x).detach())
+    assert module.last_attention.shape == (2, 16, 16) and not module.last_attention.requires_grad
