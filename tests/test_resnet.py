@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from attention_zoo.attention import BLOCK_ATTENTION, build_block_attention
+from attention_zoo.attention.deformable import DeformableConv2d
 from attention_zoo.attention.generalized_2d import GeneralizedAttention2d
 from attention_zoo.attention.non_local import NonLocalBlock
 from attention_zoo.build import build_model
@@ -114,6 +115,22 @@ def test_non_local_placements_follow_wang_et_al():
     blocks = [m for m in everywhere.modules() if isinstance(m, NonLocalBlock)]
     assert len(blocks) == 6 and all(b.instantiation == "dot_product" and b.pool is not None for b in blocks)
     assert [b.g.in_channels for b in blocks] == [16] * 3 + [32] * 3
+
+
+def test_explicit_non_local_positions_override_the_placement_stage_by_stage():
+    """(stage, 0-based block) pairs, as the video C2D's 5-block model uses them; blocks out of range are named."""
+    config = ResNetConfig(depth=32, non_local_stages=(1, 2), non_local_after_blocks=((2, 3), (1, 4), (2, 0)))
+    assert [config.non_local_after(stage) for stage in (1, 2, 3)] == [[4], [0, 3], []]
+    assert _layout(CifarResNet(config))[1] == ["B", "NL", "B", "B", "B", "NL", "B"]
+    with pytest.raises(ValueError, match=r"stage 2 has blocks 0\.\.4"):
+        ResNetConfig(depth=32, non_local_stages=(2,), non_local_after_blocks=((2, 5),)).non_local_after(2)
+
+
+def test_deformable_stages_default_to_the_modulated_v2():
+    layers = [m for m in CifarResNet(ResNetConfig(depth=8, deformable_stages=(3,))).modules() if isinstance(m, DeformableConv2d)]
+    assert len(layers) == 2 and all(layer.modulated is True for layer in layers)
+    v1 = CifarResNet(ResNetConfig(depth=8, deformable_stages=(3,), deformable_modulated=False))
+    assert all(m.modulated is False for m in v1.modules() if isinstance(m, DeformableConv2d))
 
 
 def test_non_local_blocks_start_as_identity_so_the_network_computes_the_baseline():
