@@ -18,7 +18,10 @@ to the next).
 
 mutmut writes each mutant into the file on disk while its tests run: to keep working meanwhile,
 run it in a second checkout (`git worktree add ../attention-zoo-mutation`); the tests import the
-package from that checkout's src/ (PYTHONPATH), not from the editable install.
+package from that checkout's src/ (PYTHONPATH), not from the editable install. Do not call mutmut
+itself (`mutmut show`, `mutmut results`) on that checkout while it runs: mutmut re-reads the source
+file then, finds the mutated line on disk, drops its rows from the cache, and the running mutmut
+fails on its next status update (seen 2026-12-03). Read progress from the record with `report`.
 
 The whole run takes longer than a session, and a fresh clone has no ``.mutmut-cache``: the cache is
 kept as a committed text record, results/mutation/mutmut-cache.sql (sqlite's own SQL dump; every
