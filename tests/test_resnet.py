@@ -19,6 +19,24 @@ def test_parameter_counts_match_he_et_al_table_6(depth, millions):
     assert n / 1e6 == pytest.approx(millions, abs=0.006 if depth < 110 else 0.03)
 
 
+def test_resnet_20_parameters_counted_layer_by_layer():
+    """Bias-free convolutions (BN follows each), BN's scale and shift, a 10-way linear layer; option B adds a
+    1x1 projection + BN where the shape changes (16->32, 32->64)."""
+
+    def convs_and_bns(c_in, c_out, k=3):
+        return c_in * c_out * k * k + 2 * c_out
+
+    stem = convs_and_bns(3, 16)
+    stage1 = 3 * 2 * convs_and_bns(16, 16)
+    stage2 = convs_and_bns(16, 32) + 5 * convs_and_bns(32, 32)
+    stage3 = convs_and_bns(32, 64) + 5 * convs_and_bns(64, 64)
+    option_a = stem + stage1 + stage2 + stage3 + 64 * 10 + 10
+    assert option_a == 269_722
+    for shortcut, expected in (("A", option_a), ("B", option_a + convs_and_bns(16, 32, 1) + convs_and_bns(32, 64, 1))):
+        model = CifarResNet(ResNetConfig(depth=20, shortcut=shortcut))
+        assert sum(p.numel() for p in model.parameters()) == expected
+
+
 def test_layer_count_is_6n_plus_2():
     for depth in (20, 32, 56):
         model = CifarResNet(ResNetConfig(depth=depth))
@@ -122,13 +140,14 @@ def test_explicit_non_local_positions_override_the_placement_stage_by_stage():
     config = ResNetConfig(depth=32, non_local_stages=(1, 2), non_local_after_blocks=((2, 3), (1, 4), (2, 0)))
     assert [config.non_local_after(stage) for stage in (1, 2, 3)] == [[4], [0, 3], []]
     assert _layout(CifarResNet(config))[1] == ["B", "NL", "B", "B", "B", "NL", "B"]
-    with pytest.raises(ValueError, match=r"stage 2 has blocks 0\.\.4"):
+    with pytest.raises(ValueError, match=r"non_local_after_blocks \[\(2, 5\)\]: stage 2 has blocks 0\.\.4"):
         ResNetConfig(depth=32, non_local_stages=(2,), non_local_after_blocks=((2, 5),)).non_local_after(2)
 
 
 def test_deformable_stages_default_to_the_modulated_v2():
     layers = [m for m in CifarResNet(ResNetConfig(depth=8, deformable_stages=(3,))).modules() if isinstance(m, DeformableConv2d)]
     assert len(layers) == 2 and all(layer.modulated is True for layer in layers)
+    assert CifarResNet(ResNetConfig(depth=8, deformable_stages=(1, 2, 3)))(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     v1 = CifarResNet(ResNetConfig(depth=8, deformable_stages=(3,), deformable_modulated=False))
     assert all(m.modulated is False for m in v1.modules() if isinstance(m, DeformableConv2d))
 
