@@ -7,6 +7,7 @@ from attention_zoo.attention.deformable import DeformableConv2d
 from attention_zoo.attention.generalized_2d import GeneralizedAttention2d
 from attention_zoo.attention.non_local import NonLocalBlock
 from attention_zoo.build import build_model
+from attention_zoo.engine.seeding import own_random_stream
 from attention_zoo.engine.trainer import compile_model
 from attention_zoo.models.resnet import CifarResNet, PadChannelsShortcut, ResNetConfig
 from conftest import REPO
@@ -230,3 +231,22 @@ def test_trainer_compile_attention_compiles_those_modules_only(monkeypatch, comp
     compiled.clear()
     compile_model(model, "none")
     assert compiled == []
+
+
+def test_each_attention_module_draws_from_the_stream_of_its_place():
+    """Block i of stage s (0-based, n per stage) builds its attention in stream (seed, s·n + i), a non-local block
+    after it in (seed, 1000 + s·n + i): the records of the CNN pages depend on these ids staying put."""
+    torch.manual_seed(3)
+    model = CifarResNet(ResNetConfig(depth=20, block_attention="se", non_local_stages=(2, 3)))
+    blocks = [[m for m in stage if not isinstance(m, NonLocalBlock)] for stage in model.stages]
+    non_local = [[m for m in stage if isinstance(m, NonLocalBlock)] for stage in model.stages]
+    for s, width in enumerate((16, 32, 64)):
+        for i in range(3):
+            with own_random_stream(s * 3 + i):
+                expected = build_block_attention("se", width)
+            for name, value in expected.state_dict().items():
+                assert torch.equal(blocks[s][i].attention.state_dict()[name], value), (s, i, name)
+        if s > 0:  # before the last block: after block 1
+            with own_random_stream(1000 + s * 3 + 1):
+                expected = NonLocalBlock(width)
+            assert torch.equal(non_local[s][0].theta.weight, expected.theta.weight), s
