@@ -2,7 +2,6 @@
 decoders) is a target of scripts/mutation.py, with test files that exist; and its cache survives a
 fresh clone through its committed text record."""
 
-import importlib.util
 import os
 import signal
 import sqlite3
@@ -10,11 +9,9 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO
+from conftest import REPO, load_script
 
-spec = importlib.util.spec_from_file_location("mutation_script", REPO / "scripts" / "mutation.py")
-mutation = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mutation)
+mutation = load_script("mutation", "mutation_script")
 
 
 def test_every_mechanism_file_is_a_mutation_target_with_its_tests():

@@ -1,14 +1,11 @@
 """results/presets.md is generated from the configs (scripts/presets.py); a preset changed without
 regenerating it (`make presets`) fails here, naming the setting that drifted."""
 
-import importlib.util
 import json
 
-from conftest import REPO
+from conftest import REPO, load_script
 
-spec = importlib.util.spec_from_file_location("presets", REPO / "scripts" / "presets.py")
-presets = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(presets)
+presets = load_script("presets")
 
 
 def test_every_preset_in_the_committed_table_matches_its_config():

@@ -1,13 +1,10 @@
-import importlib.util
 import json
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_script
 
-spec = importlib.util.spec_from_file_location("results_script", REPO / "scripts" / "results.py")
-results = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(results)
+results = load_script("results", "results_script")
 
 
 def _run(folder, seed, acc, status="completed"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from attention_zoo.engine import checkpoint
-from conftest import SMOKE, run_dirs, run_train
+from conftest import SMOKE, load_script, run_dirs, run_train
 
 
 def _runs(env, experiment="resnet_cifar"):
@@ -78,19 +78,13 @@ def test_a_new_budget_is_refused_where_the_schedule_depends_on_it(train_env):
 
 
 def test_a_failed_start_is_marked_failed_and_no_grid_counts_it(train_env, tmp_path):
-    import importlib.util
-
-    from conftest import REPO
-
     env = {**train_env, "ATTN_ZOO_DATA": str(tmp_path / "empty")}
     proc = run_train(env, *SMOKE, "data.download=false", check=False)
     assert proc.returncode != 0
     (run_dir,) = _runs(env)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "DatasetNotFoundError" in metrics["reason"] and metrics["checkpoint"] is None
-    spec = importlib.util.spec_from_file_location("run_variants", REPO / "scripts" / "run_variants.py")
-    run_variants = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_variants)
+    run_variants = load_script("run_variants")
     assert run_variants.split_finished([run_dir]) == ([], [])  # neither finished nor resumable
 
 

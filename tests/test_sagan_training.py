@@ -3,7 +3,6 @@ update per batch (each touching only its own player), the moving average of G, e
 fixed classifier's feature space, per-epoch sample grids, the attention figure, and exact resume."""
 
 import csv
-import importlib.util
 import json
 import shutil
 import signal
@@ -19,11 +18,9 @@ from attention_zoo.engine.trainer import Trainer, TrainerConfig
 from attention_zoo.models.sagan import SAGAN, SAGANConfig
 from attention_zoo.tasks.generation import GenerationTask
 from attention_zoo.wandb_records import logged_history
-from conftest import REPO, SMOKE, entrypoint_env, run_dirs, run_train
+from conftest import REPO, SMOKE, entrypoint_env, load_script, run_dirs, run_train
 
-spec = importlib.util.spec_from_file_location("gan_noise", REPO / "scripts" / "gan_noise.py")
-gan_noise = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gan_noise)
+gan_noise = load_script("gan_noise")
 
 GAN_SMOKE = [
     "experiment=sagan",
