@@ -42,6 +42,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import yaml
@@ -87,23 +88,18 @@ def restore_cache(record: Path, cache: Path = CACHE) -> bool:
     """Rebuild mutmut's cache from its committed record when this checkout has none, or has a stale one: older
     than the record and with no more tested mutants (the main checkout's cache, while a second checkout's run
     writes the record back with --record). Newer local progress is kept. True if it rebuilt."""
-    if not record.exists():
+    if not record.exists() or (cache.exists() and cache.stat().st_mtime_ns >= record.stat().st_mtime_ns):
         return False
-    recorded = sqlite3.connect(":memory:")
-    recorded.executescript(record.read_text())
-    if cache.exists():
-        local = sqlite3.connect(cache)
-        stale = cache.stat().st_mtime_ns < record.stat().st_mtime_ns and _tested(local) <= _tested(recorded)
-        local.close()
-        if not stale:
-            recorded.close()
-            return False
-    partial = cache.with_name(cache.name + ".partial")
-    partial.unlink(missing_ok=True)
-    db = sqlite3.connect(partial)
-    recorded.backup(db)
-    db.close()
-    recorded.close()
+    with closing(sqlite3.connect(":memory:")) as recorded:
+        recorded.executescript(record.read_text())
+        if cache.exists():
+            with closing(sqlite3.connect(cache)) as local:
+                if _tested(local) > _tested(recorded):
+                    return False
+        partial = cache.with_name(cache.name + ".partial")
+        partial.unlink(missing_ok=True)
+        with closing(sqlite3.connect(partial)) as db:
+            recorded.backup(db)
     partial.replace(cache)
     return True
 
