@@ -72,6 +72,16 @@ def test_option_b_uses_projection_only_where_shape_changes():
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 10)
 
 
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_a_strided_block_downsamples_its_shortcut_even_when_the_width_stays(shortcut):
+    """The identity shortcut is for blocks that keep both the width and the resolution: with constant widths,
+    each stage's first block still halves H and W, so its shortcut must subsample too."""
+    model = CifarResNet(ResNetConfig(depth=8, widths=(16, 16, 16), shortcut=shortcut))
+    strided = [stage[0].shortcut for stage in model.stages[1:]]
+    assert not any(isinstance(s, nn.Identity) for s in strided)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_attention_hook_applies_to_each_residual_branch_before_addition():
     calls = []
 

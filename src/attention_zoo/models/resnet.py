@@ -127,9 +127,7 @@ def conv3x3(in_channels: int, out_channels: int, stride: int, deformable: bool, 
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers, attention on the branch, shortcut addition, ReLU (Fig. 2)."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, stride: int, cfg: ResNetConfig, index: int = 0, deformable: bool = False
-    ):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, cfg: ResNetConfig, index: int, deformable: bool):
         super().__init__()
         self.conv1 = conv3x3(in_channels, out_channels, stride, deformable, cfg.deformable_modulated)
         self.bn1 = nn.BatchNorm2d(out_channels)
@@ -161,7 +159,6 @@ class CifarResNet(nn.Module):
         if any(s not in (1, 2, 3) for s in cfg.deformable_stages):
             raise ValueError(f"deformable_stages must be among 1, 2, 3; got {list(cfg.deformable_stages)}.")
         n = cfg.blocks_per_stage()
-        self.cfg = cfg
         self.stem = nn.Sequential(nn.Conv2d(3, cfg.widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(cfg.widths[0]), nn.ReLU())
         stages, in_channels = [], cfg.widths[0]
         for stage, width in enumerate(cfg.widths):
