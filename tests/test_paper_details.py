@@ -2,6 +2,8 @@
 operations in a sub-layer, which encoder state starts the decoder, the init, every attention
 module's parameters being used, REINFORCE's gradient, and the decoding rule of hard attention."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -13,6 +15,7 @@ from attention_zoo.attention.non_local import INSTANTIATIONS, NonLocalBlock
 from attention_zoo.data.text import BOS
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
+from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from attention_zoo.models.show_attend_tell import ShowAttendTell
 from attention_zoo.models.transformer import EncoderLayer, Residual, TransformerConfig
 from attention_zoo.tasks.captioning import CaptioningTask
@@ -47,6 +50,41 @@ def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
     h = layer.residuals[0].norm(x + layer.self_attention(x, x, x, key_mask=mask)[0])
     expected = layer.residuals[1].norm(h + layer.ffn(h))
     assert torch.allclose(layer(x, mask), expected, atol=1e-5)
+
+
+# --- Sutskever et al. 2014 Sec. 3.3-3.4 ------------------------------------------------------------
+def test_seq2seq_defaults_are_the_papers_network():
+    """4 layers of 1000 LSTM cells, 1000-d embeddings, U(-0.08, 0.08), the source reversed, no dropout."""
+    cfg = Seq2SeqConfig(src_vocab=10, tgt_vocab=10)
+    assert (cfg.num_layers, cfg.hidden_dim, cfg.embed_dim, cfg.cell) == (4, 1000, 1000, "lstm")
+    assert (cfg.init_range, cfg.reverse_source, cfg.dropout) == (0.08, True, 0.0)
+
+
+def test_seq2seq_init_is_uniform_in_minus_to_plus_init_range():
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(src_vocab=300, tgt_vocab=300, embed_dim=64, hidden_dim=64, num_layers=2))
+    for name, param in model.named_parameters():  # every parameter, biases and embeddings included
+        assert param.abs().max().item() <= 0.08, name
+        if param.numel() >= 1000:  # a U(-a, a) sample this large comes within 2% of both ends
+            assert param.min().item() < -0.078 and param.max().item() > 0.078, name
+
+
+def test_seq2seq_reads_the_source_reversed_and_decodes_from_its_final_states():
+    """Sec. 3.3: the encoder reads c, b, a for a, b, c; the decoder starts from the encoder's last (h, c)."""
+    torch.manual_seed(0)
+    cfg = Seq2SeqConfig(src_vocab=30, tgt_vocab=20, embed_dim=8, hidden_dim=12, num_layers=2)
+    model = Seq2Seq(cfg).eval()
+    forward_reader = Seq2Seq(replace(cfg, reverse_source=False)).eval()
+    forward_reader.load_state_dict(model.state_dict())
+    src, src_len = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 0]]), torch.tensor([4, 3])
+    reversed_src = torch.tensor([[8, 7, 6, 5], [11, 10, 9, 0]])
+    tgt_in = torch.tensor([[BOS, 4, 5], [BOS, 6, 7]])
+    with torch.no_grad():
+        assert torch.allclose(model(src, src_len, tgt_in), forward_reader(reversed_src, src_len, tgt_in))
+        assert not torch.allclose(model(src, src_len, tgt_in), forward_reader(src, src_len, tgt_in))
+        _, (h, c) = model.encoder(model.src_embed(reversed_src[:1]))  # the first sentence has no padding
+        memory = model.encode(src, src_len)
+        assert torch.allclose(memory["state0"][0], h[:, 0]) and torch.allclose(memory["state1"][0], c[:, 0])
 
 
 # --- Bahdanau et al. 2015 ------------------------------------------------------------------------
