@@ -89,6 +89,14 @@ def test_c2d_without_non_local_blocks_is_the_frame_network_averaged_over_time():
     assert torch.allclose(model(clips.flip(2)), model(clips), atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "other", [{"non_local_kind": "generalized"}, {"block_attention": "se"}, {"deformable_stages": (3,)}], ids=str
+)
+def test_c2d_takes_no_attention_but_spacetime_non_local_blocks(other):
+    with pytest.raises(ValueError, match="spacetime non-local blocks only"):
+        C2D(ResNetConfig(depth=8, widths=(4, 8, 16), **other))
+
+
 def test_a_spacetime_block_sees_the_whole_clip_and_starts_as_the_identity():
     torch.manual_seed(0)
     options = {"subsample": True}

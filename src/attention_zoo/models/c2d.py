@@ -28,7 +28,6 @@ class C2D(nn.Module):
         super().__init__()
         if cfg.non_local_kind != "non_local" or cfg.block_attention != "none" or cfg.deformable_stages:
             raise ValueError("C2D takes spacetime non-local blocks only (model.non_local_*), no other attention.")
-        self.cfg = cfg
         self.frames = CifarResNet(replace(cfg, non_local_options={**cfg.non_local_options, "dims": 3}))
 
     def attention_modules(self) -> list[nn.Module]:
