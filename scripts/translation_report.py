@@ -19,6 +19,11 @@
         weights) reaches the value, with the training minutes (sum of epoch times, validation
         excluded) and the wall minutes (validation included) until then; writes
         eval.time_to_bleu<value>.json into the run directory.
+    python scripts/translation_report.py curves --run none=results/runs/transformer_cpu/<run> \
+        --run pre_ln=results/runs/transformer_cpu/<run> --out results/figures/speedup_val_bleu
+        validation BLEU (greedy, per-epoch weights) of several runs by epoch and by minutes of
+        training, from their history.csv: <out>.png, the numbers as <out>.json, and the
+        epoch-by-run table in Markdown on stdout.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from attention_zoo.engine.runtime import hardware_summary
 from attention_zoo.finished_run import load_run, weights_used
 from attention_zoo.metrics.bleu import bleu_by_length, translation_scores
 from attention_zoo.train import CONFIG_DIR
+from attention_zoo.viz.attention import pyplot, save_figure
 
 DEFAULT_EDGES = (1, 8, 10, 12, 14, 16, 20)
 
@@ -73,11 +79,7 @@ def by_length(runs: dict[str, Path], data_root: Path, edges: tuple[int, ...], ou
 
 
 def _plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for label, entry in report["runs"].items():
         buckets = [b for b in entry["buckets"] if b["bleu"] is not None]
@@ -90,10 +92,7 @@ def _plot(report: dict, path: Path) -> None:
     ax.set_title(f"Multi30k {report['pair']} {report['split']}: BLEU by source length")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def alignments(run: Path, sentences: list[int] | None, data_root: Path | None) -> dict[str, Path]:
@@ -180,6 +179,64 @@ def time_to(run: Path, bleu: float) -> dict:
     return report
 
 
+def curves(runs: dict[str, Path], out: Path) -> dict:
+    """Per run, from history.csv: each epoch's step, validation sacreBLEU, training tokens/s and the
+    minutes of training (validation excluded) until its end; drawn by epoch and by minutes."""
+    report = {"metric": "val/bleu (greedy, that epoch's weights)", "runs": {}}
+    for label, run in runs.items():
+        with open(run / "history.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        train_s, epochs = 0.0, []
+        for row in rows:
+            train_s += float(row["time/epoch_s"])
+            epochs.append(
+                {
+                    "epoch": int(row["epoch"]),
+                    "step": int(row["step"]),
+                    "val_bleu": float(row["val/bleu"]),
+                    "train_tok_per_s": float(row["time/train_tok_per_s"]),
+                    "train_minutes": train_s / 60,
+                }
+            )
+        report["runs"][label] = {"run": str(run), "epochs": epochs}
+    _plot_curves(report, out.with_suffix(".png"))
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def curves_markdown(report: dict) -> str:
+    """Epochs down, runs across: validation BLEU, and the run's tokens/s that epoch in brackets."""
+    labels = list(report["runs"])
+    by_epoch = {label: {e["epoch"]: e for e in report["runs"][label]["epochs"]} for label in labels}
+    epochs = sorted({epoch for table in by_epoch.values() for epoch in table})
+    lines = ["| epoch | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for epoch in epochs:
+        cells = [
+            f"{by_epoch[label][epoch]['val_bleu']:.2f} ({by_epoch[label][epoch]['train_tok_per_s']:,.0f} tok/s)"
+            if epoch in by_epoch[label]
+            else ""
+            for label in labels
+        ]
+        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _plot_curves(report: dict, path: Path) -> None:
+    plt = pyplot()
+    fig, (by_epoch, by_minutes) = plt.subplots(1, 2, figsize=(10, 4.0), sharey=True)
+    for label, entry in report["runs"].items():
+        bleu = [e["val_bleu"] for e in entry["epochs"]]
+        by_epoch.plot([e["epoch"] for e in entry["epochs"]], bleu, marker="o", label=label)
+        by_minutes.plot([e["train_minutes"] for e in entry["epochs"]], bleu, marker="o", label=label)
+    by_epoch.set_xlabel("epoch")
+    by_minutes.set_xlabel("minutes of training (validation excluded)")
+    by_epoch.set_ylabel("validation sacreBLEU (greedy)")
+    for ax in (by_epoch, by_minutes):
+        ax.grid(alpha=0.3)
+    by_epoch.legend()
+    save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -208,16 +265,22 @@ def main(argv: list[str] | None = None) -> None:
     reach = commands.add_parser("time-to", help="epoch and minutes until validation BLEU reaches a value")
     reach.add_argument("run", type=Path)
     reach.add_argument("--bleu", type=float, required=True)
+    curve = commands.add_parser("curves", help="validation BLEU of several runs by epoch and by minutes of training")
+    curve.add_argument("--run", action="append", required=True, metavar="LABEL=RUN_DIR")
+    curve.add_argument("--out", type=Path, required=True, help="output path without suffix (.png and .json)")
     args = parser.parse_args(argv)
+    runs = {}
+    for spec in args.run if args.command in ("by-length", "curves") else []:  # LABEL=RUN_DIR options
+        label, sep, folder = spec.partition("=")
+        if not sep:
+            parser.error(f"--run expects LABEL=RUN_DIR, got {spec!r}")
+        runs[label] = Path(folder)
     if args.command == "time-to":
         print(json.dumps(time_to(args.run, args.bleu), indent=2))
+    elif args.command == "curves":
+        print(curves_markdown(curves(runs, args.out)))
+        print(f"wrote {args.out.with_suffix('.png')} and {args.out.with_suffix('.json')}")
     elif args.command == "by-length":
-        runs = {}
-        for spec in args.run:
-            label, sep, folder = spec.partition("=")
-            if not sep:
-                parser.error(f"--run expects LABEL=RUN_DIR, got {spec!r}")
-            runs[label] = Path(folder)
         report = by_length(runs, args.data_root, tuple(args.edges), args.out)
         for label, entry in report["runs"].items():
             print(label, "  ".join(f"{_bucket_label(b)}: {b['bleu']:.1f}" for b in entry["buckets"] if b["bleu"] is not None))

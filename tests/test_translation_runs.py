@@ -203,3 +203,24 @@ def test_time_to_script_finds_the_first_epoch_reaching_a_validation_bleu(tiny_ru
     assert report["train_minutes"] <= report["wall_minutes"]
     unreachable = report_script(tiny_runs["env"], "time-to", str(run_dir), "--bleu", "101")
     assert json.loads(unreachable.stdout)["reached"] is False
+
+
+def test_curves_script_tabulates_and_draws_validation_bleu_by_epoch_and_minutes(tiny_runs, tmp_path):
+    runs = tiny_runs["runs"]
+    out = tmp_path / "curves"
+    labelled = ["--run", f"encdec={runs['seq2seq']}", "--run", f"search={runs['rnnsearch']}"]
+    proc = report_script(tiny_runs["env"], "curves", *labelled, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert out.with_suffix(".png").stat().st_size > 0
+    lines = (runs["rnnsearch"] / "history.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    epochs = report["runs"]["search"]["epochs"]
+    assert [e["val_bleu"] for e in epochs] == [float(r["val/bleu"]) for r in rows]
+    assert [e["step"] for e in epochs] == [int(r["step"]) for r in rows]
+    assert epochs[-1]["train_minutes"] == pytest.approx(sum(float(r["time/epoch_s"]) for r in rows) / 60)
+    table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert table[0] == "| epoch | encdec | search |" and len(table) == 2 + len(rows)
+    epoch_1 = [cell.strip() for cell in table[2].strip("|").split("|")]
+    assert epoch_1[0] == "1" and epoch_1[2].startswith(f"{float(rows[0]['val/bleu']):.2f} (")

@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from attention_zoo.viz.attention import pyplot, save_figure
+
 
 def plot_history(rows: Sequence[Mapping[str, float]], path: Path, metric: str = "acc", title: str = "") -> Path:
     """Loss (left) and ``metric`` (right) per epoch for train and val; saved as PNG at ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     epochs = [row["epoch"] for row in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 3.8))
     for ax, name in zip(axes, ("loss", metric)):
         for split in ("train", "val"):
             key = f"{split}/{name}"
@@ -27,8 +24,4 @@ def plot_history(rows: Sequence[Mapping[str, float]], path: Path, metric: str = 
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
