@@ -15,7 +15,7 @@ latest = $(patsubst %/metrics.json,%,$(lastword $(sort $(shell grep -l '"status"
 .DEFAULT_GOAL := help
 .PHONY: help venv test lint test-slow train bench bench-resnet bench-cnn-attention bench-translation bench-transformer reproduce-resnet-cifar \
 	reproduce-cbam reproduce-nonlocal reproduce-cnn-attention-converged reproduce-show-attend-tell reproduce-show-attend-tell-scenes bench-captioning \
-	reproduce-seq2seq reproduce-seq2seq-long reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-transformer-speedups reproduce-transformer-tiny-en-de reproduce-generalized-attention figure-bleu-by-length \
+	reproduce-seq2seq reproduce-seq2seq-long reproduce-rnnsearch reproduce-transformer reproduce-transformer-ablations reproduce-transformer-speedups reproduce-transformer-fast reproduce-transformer-tiny-en-de reproduce-generalized-attention figure-bleu-by-length \
 	reproduce-sagan feature-classifier bench-sagan bench-nonlocal-video reproduce-generalized-attention-vision reproduce-nonlocal-video results presets mutation data-cifar10 data-multi30k clean
 
 help: ## list the targets
@@ -81,10 +81,14 @@ reproduce-transformer: $(STAMP) ## Vaswani et al. 2017 on Multi30k de-en then en
 # trained for the same SPEEDUP_EPOCHS (the same tokens seen; minutes follow from each row's measured speed).
 # Not a time budget: this VM's speed drifts by up to 40% within an hour (experiments/transformer.md).
 SPEEDUP_EPOCHS ?= 10
-SPEEDUPS ?= none pre_ln short_warmup big_batch
-reproduce-transformer-speedups: $(STAMP) ## transformer_cpu with one speed-up at a time (pre-LN, short warmup, big batches), SPEEDUP_EPOCHS (10) each (~45 min a row); resumable
+SPEEDUPS ?= none pre_ln short_warmup big_batch bf16
+reproduce-transformer-speedups: $(STAMP) ## transformer_cpu with one speed-up at a time (pre-LN, short warmup, big batches, bf16 autocast), SPEEDUP_EPOCHS (10) each (~45 min a row); resumable
 	$(PY) scripts/run_variants.py --collect --experiment transformer_cpu --group speedup --variants $(SPEEDUPS) \
 		-- trainer.epochs=$(SPEEDUP_EPOCHS) $(ARGS)
+
+reproduce-transformer-fast: $(STAMP) ## transformer_fast_cpu: the ladder's helpful changes combined (pre-LN, short warmup, bf16), 20 epochs (~1 h on CPU); then minutes to 35 validation BLEU
+	$(PY) -m attention_zoo.train experiment=transformer_fast_cpu $(ARGS)
+	$(PY) scripts/translation_report.py time-to $$(ls -d $${ATTN_ZOO_RUNS:-runs}/transformer_fast_cpu/*/ | tail -1) --bleu 35
 
 reproduce-transformer-tiny-en-de: $(STAMP) ## en->de with Wu et al. 2021's Transformer-Tiny recipe (4+4, d 128, dropout 0.3; 64 epochs, ~2 h on CPU)
 	$(PY) -m attention_zoo.train experiment=transformer_tiny_en_de_cpu $(ARGS)

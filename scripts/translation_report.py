@@ -151,11 +151,21 @@ def evaluate(
     return report
 
 
-def time_to(run: Path, bleu: float) -> dict:
-    """The first epoch whose val/bleu reaches ``bleu``, and the minutes of training until its end."""
+def _history(run: Path) -> list[dict]:
+    """The run's history.csv rows, each with ``train_minutes``: the minutes of training (validation
+    excluded) from the start until the end of that epoch."""
     with open(run / "history.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     train_s = 0.0
+    for row in rows:
+        train_s += float(row["time/epoch_s"])
+        row["train_minutes"] = train_s / 60
+    return rows
+
+
+def time_to(run: Path, bleu: float) -> dict:
+    """The first epoch whose val/bleu reaches ``bleu``, and the minutes of training until its end."""
+    rows = _history(run)
     report = {
         "run": str(run),
         "target_val_bleu": bleu,
@@ -164,14 +174,13 @@ def time_to(run: Path, bleu: float) -> dict:
         "best_val_bleu": max(float(r["val/bleu"]) for r in rows),
     }
     for row in rows:
-        train_s += float(row["time/epoch_s"])
         if float(row["val/bleu"]) >= bleu:
             report.update(
                 reached=True,
                 epoch=int(row["epoch"]),
                 step=int(row["step"]),
                 val_bleu=float(row["val/bleu"]),
-                train_minutes=round(train_s / 60, 1),
+                train_minutes=round(row["train_minutes"], 1),
                 wall_minutes=round(float(row["time/elapsed_s"]) / 60, 1),
             )
             break
@@ -184,20 +193,16 @@ def curves(runs: dict[str, Path], out: Path) -> dict:
     minutes of training (validation excluded) until its end; drawn by epoch and by minutes."""
     report = {"metric": "val/bleu (greedy, that epoch's weights)", "runs": {}}
     for label, run in runs.items():
-        with open(run / "history.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        train_s, epochs = 0.0, []
-        for row in rows:
-            train_s += float(row["time/epoch_s"])
-            epochs.append(
-                {
-                    "epoch": int(row["epoch"]),
-                    "step": int(row["step"]),
-                    "val_bleu": float(row["val/bleu"]),
-                    "train_tok_per_s": float(row["time/train_tok_per_s"]),
-                    "train_minutes": train_s / 60,
-                }
-            )
+        epochs = [
+            {
+                "epoch": int(row["epoch"]),
+                "step": int(row["step"]),
+                "val_bleu": float(row["val/bleu"]),
+                "train_tok_per_s": float(row["time/train_tok_per_s"]),
+                "train_minutes": row["train_minutes"],
+            }
+            for row in _history(run)
+        ]
         report["runs"][label] = {"run": str(run), "epochs": epochs}
     _plot_curves(report, out.with_suffix(".png"))
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

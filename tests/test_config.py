@@ -62,6 +62,7 @@ def test_each_speedup_changes_only_what_it_names_and_keeps_the_rate_per_token(co
     base = resolved()
     assert config_differences(resolved("speedup=none"), base) == {}
     assert config_differences(resolved("speedup=pre_ln"), base) == {"model.norm_first": (False, True)}
+    assert config_differences(resolved("speedup=bf16"), base) == {"trainer.precision": ("auto", "bf16")}
     short, big = resolved("speedup=short_warmup"), resolved("speedup=big_batch")
     assert set(config_differences(short, base)) == {"optim.lr", "schedule.warmup_steps"}
     assert set(config_differences(big, base)) == {"data.max_tokens", "schedule.warmup_steps"}

@@ -88,7 +88,10 @@ def _comparable(run_dir):
 
 
 @pytest.mark.parametrize("checkpoint_every_minutes", [0, 10], ids=["mid-epoch-checkpoint", "epoch-checkpoint"])
-def test_sigkill_and_resume_equals_an_uninterrupted_run(train_env, checkpoint_every_minutes):
+def test_sigkill_and_resume_equals_an_uninterrupted_run(train_env, checkpoint_every_minutes, tmp_path):
+    """... and the collected record keeps the log of the killed segment beside the resumed one's."""
+    from attention_zoo.engine.run_record import collect
+
     common = [*SMOKE, "trainer.epochs=3", f"trainer.checkpoint_every_minutes={checkpoint_every_minutes}"]
     run_train(train_env, *common, "experiment_name=straight")
     killed = run_train(train_env, *common, "experiment_name=broken", "trainer.kill_at_step=6", check=False)
@@ -99,6 +102,10 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(train_env, checkpoint_ev
     straight, resumed = _runs(train_env, "straight")[0], _runs(train_env, "broken")[-1]
     assert json.loads((resumed / "metrics.json").read_text())["resumed_from"] == str(broken / "last.pt")
     assert _comparable(resumed) == _comparable(straight)
+    record = collect(resumed, tmp_path / "records")
+    killed_log = (broken / "train.log").read_text()
+    assert "epoch 1:" in killed_log and (record / "train.before-resume.log").read_text() == killed_log
+    assert "Resuming from" in (record / "train.log").read_text()
 
 
 def test_resume_refuses_a_config_that_computes_something_else(train_env):

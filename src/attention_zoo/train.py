@@ -33,7 +33,7 @@ from attention_zoo.config_check import LENGTH_DEPENDENT_SCHEDULES, check_config
 from attention_zoo.engine import checkpoint, distributed
 from attention_zoo.engine.distributed import Distributed
 from attention_zoo.engine.optim import build_optimizer, build_schedule
-from attention_zoo.engine.run_record import HISTORY, METRICS, write_history, write_json_atomic
+from attention_zoo.engine.run_record import HISTORY, METRICS, carry_earlier_logs, write_history, write_json_atomic
 from attention_zoo.engine.runtime import git_commit, hardware_summary, matmul_gflops, resolve_device
 from attention_zoo.engine.seeding import seed_everything
 from attention_zoo.engine.trainer import (
@@ -281,9 +281,11 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     )
     if stored is not None:
         trainer.load_state_dict(stored)
-        for previous in [resume_path.parent / checkpoint.BEST, *resume_path.parent.glob(checkpoint.EPOCH.format("*"))]:
-            if previous.exists() and previous.parent.resolve() != run_dir.resolve():  # in place: already there
-                shutil.copy2(previous, run_dir / previous.name)
+        if resume_path.parent.resolve() != run_dir.resolve():  # in place: already there
+            for previous in [resume_path.parent / checkpoint.BEST, *resume_path.parent.glob(checkpoint.EPOCH.format("*"))]:
+                if previous.exists():
+                    shutil.copy2(previous, run_dir / previous.name)
+            carry_earlier_logs(resume_path.parent, run_dir)
 
     exit_code, diverged = 0, False
     try:

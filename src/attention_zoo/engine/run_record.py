@@ -16,8 +16,10 @@ import yaml
 
 METRICS = "metrics.json"
 HISTORY = "history.csv"
+LOG = "train.log"
+EARLIER_LOGS = "train.before-resume.log"  # a resumed run's log of the segments before it, oldest first
 # what a run record keeps of a run (never checkpoints or W&B folders)
-RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", METRICS, HISTORY, "train.log", "curves.png")
+RECORD_FILES = ("config.yaml", ".hydra/overrides.yaml", METRICS, HISTORY, EARLIER_LOGS, LOG, "curves.png")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -29,6 +31,15 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(payload: Mapping[str, Any], path: Path) -> None:
     _write_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def carry_earlier_logs(previous_dir: Path, run_dir: Path) -> None:
+    """A run resumed into a new directory keeps the log of every segment before it: EARLIER_LOGS
+    becomes the previous directory's EARLIER_LOGS followed by its train.log."""
+    parts = [previous_dir / EARLIER_LOGS, previous_dir / LOG]
+    text = "".join(part.read_text() for part in parts if part.exists())
+    if text:
+        _write_atomic(run_dir / EARLIER_LOGS, text)
 
 
 def write_history(rows: Iterable[Mapping[str, Any]], path: Path) -> None:
