@@ -86,9 +86,10 @@ reproduce-transformer-speedups: $(STAMP) ## transformer_cpu with one speed-up at
 	$(PY) scripts/run_variants.py --collect --experiment transformer_cpu --group speedup --variants $(SPEEDUPS) \
 		-- trainer.epochs=$(SPEEDUP_EPOCHS) $(ARGS)
 
+# time-to reads the run just made: the shell's $(ls ...) runs after training; make's `latest` would expand before it.
 reproduce-transformer-fast: $(STAMP) ## transformer_fast_cpu: the ladder's helpful changes combined (pre-LN, short warmup, bf16), 20 epochs (~1 h on CPU); then minutes to 35 validation BLEU
 	$(PY) -m attention_zoo.train experiment=transformer_fast_cpu $(ARGS)
-	$(PY) scripts/translation_report.py time-to $$(ls -d $${ATTN_ZOO_RUNS:-runs}/transformer_fast_cpu/*/ | tail -1) --bleu 35
+	$(PY) scripts/translation_report.py time-to $$(ls -d $(RUNS)/transformer_fast_cpu/*/ | tail -1) --bleu 35
 
 reproduce-transformer-tiny-en-de: $(STAMP) ## en->de with Wu et al. 2021's Transformer-Tiny recipe (4+4, d 128, dropout 0.3; 64 epochs, ~2 h on CPU)
 	$(PY) -m attention_zoo.train experiment=transformer_tiny_en_de_cpu $(ARGS)
