@@ -101,9 +101,12 @@ def aggregate(row: dict, base: Path) -> dict:
             for m in runs
         }
     )
-    speeds = [m["hardware"]["matmul_gflops_at_start"] for m in runs if "matmul_gflops_at_start" in m["hardware"]]
-    if speeds:  # the machine's speed as each run started (records from 2026-12-02 on)
-        hardware.append(f"fp32 matmul {min(speeds):.0f}-{max(speeds):.0f} GFLOP/s at start")
+    # the machine's speed as each run (records from 2026-12-02 on), and each resumed segment (from 2026-12-03), started
+    starts = [m["hardware"].get("matmul_gflops_at_starts", [m["hardware"].get("matmul_gflops_at_start")]) for m in runs]
+    speeds = [speed for run_starts in starts for speed in run_starts if speed is not None]
+    if speeds:
+        low, high = f"{min(speeds):.0f}", f"{max(speeds):.0f}"
+        hardware.append(f"fp32 matmul {low if low == high else f'{low}-{high}'} GFLOP/s at start")
     return {
         "experiment": runs[0]["experiment"],
         "label": row["label"],

@@ -100,7 +100,12 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(train_env, checkpoint_ev
     assert not (broken / "metrics.json").exists()
     run_train(train_env, *common, "experiment_name=broken", "resume=auto")
     straight, resumed = _runs(train_env, "straight")[0], _runs(train_env, "broken")[-1]
-    assert json.loads((resumed / "metrics.json").read_text())["resumed_from"] == str(broken / "last.pt")
+    metrics = json.loads((resumed / "metrics.json").read_text())
+    assert metrics["resumed_from"] == str(broken / "last.pt")
+    killed_id = torch.load(broken / "last.pt", weights_only=True)["config"]["wandb_id"]
+    (resumed_wandb,) = (resumed / "wandb").glob("offline-run-*")  # offline: a W&B run of its own that names the killed one
+    assert f"resumes:{killed_id}" in logged_run(resumed_wandb)["tags"] and metrics["wandb"]["id"] != killed_id
+    assert len(metrics["hardware"]["matmul_gflops_at_starts"]) == 2  # the machine's speed as each segment started
     assert _comparable(resumed) == _comparable(straight)
     record = collect(resumed, tmp_path / "records")
     killed_log = (broken / "train.log").read_text()

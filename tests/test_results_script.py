@@ -89,15 +89,19 @@ def test_table_aggregates_seeds_and_fills_the_marked_block(tmp_path):
     )  # t(1) interval and "prose stays" in page
 
 
-def test_a_row_states_the_machine_speed_its_runs_started_at(tmp_path):
+def test_a_row_states_the_machine_speed_its_runs_and_their_resumed_segments_started_at(tmp_path):
+    """Seed 1 ran in two segments (killed, resumed): both starts count, not only the last one."""
     base = tmp_path / "results"
-    for seed, speed in ((0, 40.2), (1, 81.0)):
+    resumed = {"matmul_gflops_at_start": 81.0, "matmul_gflops_at_starts": [120.4, 81.0]}
+    for seed, hardware in ((0, {"matmul_gflops_at_start": 40.2}), (1, resumed)):
         metrics_path = _run(base / "runs" / "exp" / f"s{seed}", seed, 0.9) / "metrics.json"
         metrics = json.loads(metrics_path.read_text())
-        metrics["hardware"]["matmul_gflops_at_start"] = speed
+        metrics["hardware"].update(hardware)
         metrics_path.write_text(json.dumps(metrics))
     row = {"label": "M", "dataset": "D", "metric": "test.acc", "runs": ["runs/exp/s0", "runs/exp/s1"]}
-    assert results.aggregate(row, base)["hardware"] == ["CPU X (cpu, 2 threads)", "fp32 matmul 40-81 GFLOP/s at start"]
+    assert results.aggregate(row, base)["hardware"] == ["CPU X (cpu, 2 threads)", "fp32 matmul 40-120 GFLOP/s at start"]
+    row["runs"] = ["runs/exp/s0"]
+    assert results.aggregate(row, base)["hardware"] == ["CPU X (cpu, 2 threads)", "fp32 matmul 40 GFLOP/s at start"]
 
 
 def test_a_cost_entry_joins_the_bench_figures_to_the_row_and_table(tmp_path):

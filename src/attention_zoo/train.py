@@ -76,6 +76,9 @@ ENVIRONMENT_KEYS = (
 # A resumed run takes these from the new command line, and may extend its budget; every other
 # setting must match the checkpoint.
 RESUME_MAY_CHANGE = (*ENVIRONMENT_KEYS, "trainer.epochs", "trainer.max_steps", "trainer.max_train_minutes")
+# Facts about a run kept beside its config in each checkpoint (not settings): its W&B run, which a
+# resumed segment goes on logging to, and the machine's fp32 matmul speed as each segment started.
+RUN_FACTS = ("wandb_id", "matmul_gflops_at_starts")
 
 
 def main() -> None:
@@ -241,6 +244,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
     schedule = build_schedule(optimizer, cfg.schedule, steps_per_epoch, total_steps)
     n_params = sum(p.numel() for p in model.parameters())
     speed = matmul_gflops(device)  # the machine's speed now, recorded beside the wall time
+    speeds = [*(stored["config"].get("matmul_gflops_at_starts", []) if stored else []), speed]  # one per segment
     log.info(
         "%s: %s, %.3fM parameters, device %s (%.1f GFLOP/s fp32 matmul now), run dir %s",
         cfg.experiment_name,
@@ -263,7 +267,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         config,
         monitor=task.monitor,
         monitor_mode=task.monitor_mode,
-        run_id=stored.get("wandb_id") if stored else None,
+        run_id=stored["config"].get("wandb_id") if stored else None,  # a resumed run goes on in the same W&B run
     )
     trainer = Trainer(
         trainer_cfg,
@@ -275,7 +279,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
         run_dir,
         device,
         logger=logger,
-        run_config={**config, "wandb_id": logger.run_id},
+        run_config={**config, "wandb_id": logger.run_id, "matmul_gflops_at_starts": speeds},
         epoch_callback=search_reporter(config["search"], task.monitor) if group.is_main else None,
         group=group,
     )
@@ -330,7 +334,7 @@ def run(cfg: DictConfig, run_dir: Path, run_name: str, overrides: list[str], swe
                 "wall_time_s": round(state.elapsed_s, 1),
                 "wall_time_this_session_s": round(time.monotonic() - start, 1),
                 "parameters": n_params,
-                "hardware": {**hardware_summary(device), "matmul_gflops_at_start": speed},
+                "hardware": {**hardware_summary(device), "matmul_gflops_at_start": speed, "matmul_gflops_at_starts": speeds},
                 "git_commit": commit,
                 "overrides": overrides,
                 "resumed_from": str(resume_path) if stored else None,
@@ -467,7 +471,7 @@ def config_differences(current: dict, stored: dict, may_differ: tuple[str, ...] 
     """{dotted key: (stored value, current value)} where two resolved configs differ (a key one of
     them lacks counts, as None, unless ADDED_SETTINGS gives its older value), sorted by key,
     leaving out the keys that start with ``may_differ``."""
-    now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k != "wandb_id"})
+    now, before = _flatten(current), _flatten({k: v for k, v in stored.items() if k not in RUN_FACTS})
     for key, value in ADDED_SETTINGS.items():
         if key in now and key not in before:
             before[key] = value

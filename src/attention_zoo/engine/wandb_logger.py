@@ -5,6 +5,9 @@ Online falls back to offline, printing the ``wandb sync`` command, when wandb fi
 credentials (it resolves them itself: WANDB_API_KEY, its settings files, the netrc entry that
 ``wandb login`` writes for whatever host it uses), and when the server cannot be reached within
 ``init_timeout`` seconds. One W&B run per training run; Hydra multirun jobs share a group.
+A resumed run goes on in its W&B run when online. Offline, wandb cannot resume (it ignores the
+id, and ``wandb sync`` of two offline folders with one id keeps only one of them: wandb issues
+3841, 5865), so each offline segment is its own W&B run, tagged ``resumes:<id>`` of the one before.
 """
 
 from __future__ import annotations
@@ -75,12 +78,16 @@ class WandbLogger:
 
     def _init(self, cfg: Mapping[str, Any], run_dir: Path, config: dict, mode: str, run_id: str | None):
         wandb = self._wandb
+        tags = list(cfg.get("tags") or [])
+        if run_id and mode != "online":  # see the module docstring: a new W&B run that names the one it continues
+            tags.append(f"resumes:{run_id}")
+            run_id = None
         return wandb.init(
             project=cfg["project"],
             entity=cfg.get("entity"),
             group=cfg.get("group"),
             job_type=cfg.get("job_type"),
-            tags=list(cfg.get("tags") or []),
+            tags=tags,
             name=cfg.get("name"),
             notes=cfg.get("notes"),
             config=config,
