@@ -260,3 +260,16 @@ def test_each_attention_module_draws_from_the_stream_of_its_place():
             with own_random_stream(1000 + s * 3 + 1):
                 expected = NonLocalBlock(width)
             assert torch.equal(non_local[s][0].theta.weight, expected.theta.weight), s
+
+
+def test_only_the_networks_own_convolutions_get_he_init():
+    """He et al. 2015 fan-out init (std sqrt(2 / (k² C_out))) for the backbone's convolutions, including a deformable
+    layer's w_k; CBAM's gate keeps PyTorch's default (std 1/sqrt(3 fan_in)) and the offset predictor stays at zero."""
+    torch.manual_seed(0)
+    model = CifarResNet(ResNetConfig(depth=20, block_attention="cbam", deformable_stages=(3,)))
+    last = model.stages[2][2]
+    for conv, c_out in ((model.stem[0], 16), (model.stages[1][1].conv1, 32), (last.conv1.conv, 64)):
+        assert conv.weight.std().item() == pytest.approx((2 / (9 * c_out)) ** 0.5, rel=0.1)
+    gate = model.stages[0][0].attention.spatial.conv  # 2 -> 1 channels, 7x7: a He init would give std 0.20
+    assert gate.weight.std().item() == pytest.approx(1 / (3 * 2 * 49) ** 0.5, rel=0.25)
+    assert torch.count_nonzero(last.conv1.offset.weight) == 0
