@@ -91,7 +91,7 @@ reproduce-transformer-fast: $(STAMP) ## transformer_fast_cpu: the ladder's helpf
 	$(PY) -m attention_zoo.train experiment=transformer_fast_cpu $(ARGS)
 	$(PY) scripts/translation_report.py time-to $$(ls -d $(RUNS)/transformer_fast_cpu/*/ | tail -1) --bleu 35
 
-reproduce-transformer-tiny-en-de: $(STAMP) ## en->de with Wu et al. 2021's Transformer-Tiny recipe (4+4, d 128, dropout 0.3; 64 epochs, ~2 h on CPU)
+reproduce-transformer-tiny-en-de: $(STAMP) ## en->de with Wu et al. 2021's Transformer-Tiny recipe (4+4, d 128, dropout 0.3; 64 epochs, ~2.7 h on CPU)
 	$(PY) -m attention_zoo.train experiment=transformer_tiny_en_de_cpu $(ARGS)
 
 reproduce-transformer-fast-en-de: $(STAMP) ## en->de with transformer_fast_cpu's recipe, dropout 0.3 and 36 epochs (transformer_fast_en_de_cpu; ~1.7 h on CPU)
