@@ -52,6 +52,18 @@ def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
     assert torch.allclose(layer(x, mask), expected, atol=1e-5)
 
 
+def test_transformer_defaults_are_the_base_model():
+    """Table 3 "base": d_model 512, h 8 (d_k = d_v = 64), d_ff 2048, N = 6, P_drop 0.1, sinusoids,
+    post-LN, one embedding matrix shared by both embeddings and the pre-softmax layer (Sec. 3.4)."""
+    cfg = TransformerConfig(src_vocab=10, tgt_vocab=10)
+    assert (cfg.d_model, cfg.heads, cfg.d_k, cfg.d_v, cfg.d_ff) == (512, 8, None, None, 2048)
+    assert (cfg.encoder_layers, cfg.decoder_layers, cfg.dropout, cfg.attention_dropout) == (6, 6, 0.1, 0.1)
+    assert (cfg.positions, cfg.norm_first, cfg.share_embeddings) == ("sinusoidal", False, "all")
+    assert cfg.attention_types == dict.fromkeys(("encoder_self", "decoder_self", "encoder_decoder"), "1000")
+    # ours, not the paper's: the position table's length, and decoding with cached keys and values
+    assert (cfg.max_positions, cfg.kv_cache) == (512, True)
+
+
 # --- Sutskever et al. 2014 Sec. 3.3-3.4 ------------------------------------------------------------
 def test_seq2seq_defaults_are_the_papers_network():
     """4 layers of 1000 LSTM cells, 1000-d embeddings, U(-0.08, 0.08), the source reversed, no dropout."""
@@ -132,6 +144,40 @@ def test_rnnsearch_init_follows_appendix_b1():
         assert weight.std().item() == pytest.approx(0.01, rel=0.1)
     assert torch.equal(big.src_embed.weight[0], torch.zeros(64))  # <pad>
     assert _rnnsearch("pytorch").encoder.weight_ih_l0.std().item() > 0.1  # the library default differs
+
+
+def test_rnnsearch_defaults_are_the_papers_sizes():
+    """Sec. 4.2 / App. A.2: n = 1000 hidden units, m = 620 embeddings, n' = 1000, l = 500, no dropout."""
+    cfg = RNNSearchConfig(src_vocab=10, tgt_vocab=10)
+    assert (cfg.hidden_dim, cfg.embed_dim, cfg.attention_dim, cfg.maxout_dim) == (1000, 620, 1000, 500)
+    assert (cfg.dropout, cfg.init) == (0.0, "bahdanau")
+
+
+def test_rnnsearch_output_is_the_deep_output_with_maxout():
+    """App. A.2.2: t̃_i = U_o s_{i-1} + V_o E y_{i-1} + C_o c_i, t_i = pairwise max, p = softmax(W_o t_i);
+    one bias (U_o's) in t̃. Every parameter random, so a dropped term, a flipped sign or an extra
+    bias shows."""
+    model = _rnnsearch().eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, 0.5)
+    src, src_len, prev = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]), torch.tensor([4, 2]), torch.tensor([4, 7])
+    with torch.no_grad():
+        memory = model.encode(src, src_len)
+        state = model.start(memory)
+        log_probs, new_state, _ = model.step(prev, state, memory)
+        s_prev, embedded = state["s"], model.tgt_embed(prev)  # (B, n), (B, m)
+        context, _ = model.attention(s_prev, memory["annotations"], memory["keys"], memory["mask"])  # (B, 2n)
+        t_tilde = (
+            s_prev @ model.out_state.weight.T
+            + model.out_state.bias
+            + embedded @ model.out_embed.weight.T
+            + context @ model.out_context.weight.T
+        )  # (B, 2l)
+        t = torch.maximum(t_tilde[:, 0::2], t_tilde[:, 1::2])  # (B, l)
+        expected = torch.log_softmax(t @ model.out.weight.T + model.out.bias, dim=-1)
+    assert torch.allclose(log_probs, expected, atol=1e-5)
+    assert torch.allclose(new_state["s"], model.decoder(torch.cat([embedded, context], -1), s_prev))
 
 
 # --- every attention module's parameters are used ------------------------------------------------

@@ -127,6 +127,11 @@ def test_shared_embeddings_tie_source_target_and_output():
         TransformerConfig(30, 30, share_embeddings="some")
 
 
+def test_an_unknown_attention_kind_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Unknown model.attention_types \['encoder'\]; valid: encoder_self, decoder_self"):
+        TransformerConfig(30, 30, attention_types={"encoder": "1111"})
+
+
 def test_sharing_all_embeddings_needs_a_joint_vocabulary_and_variants_need_a_transformer(compose_cfg):
     separate = SimpleNamespace(
         cfg=SimpleNamespace(tokenizer="moses", joint_vocab=False),
