@@ -16,7 +16,7 @@ from attention_zoo.data.text import BOS
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
 from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from attention_zoo.models.show_attend_tell import ShowAttendTell
+from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
 from attention_zoo.models.transformer import EncoderLayer, Residual, TransformerConfig
 from attention_zoo.tasks.captioning import CaptioningTask
 from captioning_fixtures import TaskData, small_model
@@ -281,6 +281,18 @@ def test_attention_inside_the_resnet_is_trained_with_it(option):
 
 
 # --- Xu et al. 2015 ------------------------------------------------------------------------------
+def test_show_attend_tell_defaults_are_the_papers_network():
+    """VGG-19 conv5_4 features (14x14x512, Sec. 4.3) from ImageNet weights, frozen; the authors'
+    Flickr8k sizes (LSTM 1800, embeddings and attention MLP 512); soft attention with the gate β
+    (Sec. 4.2.1); h_0, c_0 from the mean annotation (Sec. 3.1.2); hard attention trained with the
+    expected context for half the captions (end of Sec. 4.1) and decoded with it; dropout 0.5."""
+    cfg = ShowAttendTellConfig(vocab_size=10)
+    assert (cfg.encoder, cfg.encoder_weights, cfg.fine_tune_encoder) == ("vgg19", "imagenet", False)
+    assert (cfg.embed_dim, cfg.hidden_dim, cfg.attention_dim) == (512, 1800, 512)
+    assert (cfg.attention, cfg.gate, cfg.init_from_annotations, cfg.dropout) == ("soft", True, True, 0.5)
+    assert (cfg.expected_context_prob, cfg.hard_decode) == (0.5, "expected")
+
+
 def _captioner(**overrides) -> ShowAttendTell:
     return small_model(vocab_size=7, embed_dim=5, hidden_dim=6, attention_dim=4, **overrides)
 

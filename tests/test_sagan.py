@@ -95,6 +95,16 @@ def test_gamma_is_learned_and_channels_must_divide():
         SelfAttention2d(12)
 
 
+def test_sagan_defaults():
+    """f, g, h at C/8 channels (Sec. 3: "k = 8 in all our experiments"); z of 128 dims (the SNGAN
+    code's); attention on the 16x16 maps of both networks (the middle of Table 1's range at 32x32);
+    widths 128 (SNGAN's CIFAR D; its G has 256: narrower here for the CPU); 10 classes; no EMA
+    unless asked."""
+    cfg = SAGANConfig()
+    assert (cfg.z_dim, cfg.attention_reduction, cfg.attention_at) == (128, 8, [16])
+    assert (cfg.g_width, cfg.d_width, cfg.num_classes, cfg.ema_decay) == (128, 128, 10, None)
+
+
 TINY = SAGANConfig(num_classes=4, z_dim=16, g_width=16, d_width=16)
 
 
