@@ -17,7 +17,7 @@ from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 from attention_zoo.models.rnnsearch import RNNSearch, RNNSearchConfig
 from attention_zoo.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from attention_zoo.models.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
-from attention_zoo.models.transformer import EncoderLayer, Residual, TransformerConfig
+from attention_zoo.models.transformer import DecoderLayer, EncoderLayer, FeedForward, Residual, TransformerConfig
 from attention_zoo.tasks.captioning import CaptioningTask
 from captioning_fixtures import TaskData, small_model
 
@@ -50,6 +50,31 @@ def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
     h = layer.residuals[0].norm(x + layer.self_attention(x, x, x, key_mask=mask)[0])
     expected = layer.residuals[1].norm(h + layer.ffn(h))
     assert torch.allclose(layer(x, mask), expected, atol=1e-5)
+
+
+def test_decoder_layer_is_masked_self_attention_then_encoder_decoder_then_ffn_each_post_ln():
+    torch.manual_seed(0)
+    cfg = TransformerConfig(src_vocab=10, tgt_vocab=10, d_model=8, heads=2, d_ff=16, dropout=0.0, attention_dropout=0.0)
+    layer = DecoderLayer(cfg).eval()
+    for residual in layer.residuals:
+        residual.norm = _live_layer_norm(8)
+    y, memory = torch.randn(2, 4, 8), torch.randn(2, 5, 8)
+    src_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    norms = [residual.norm for residual in layer.residuals]
+    h = norms[0](y + layer.self_attention(y, y, y, causal=True)[0])
+    h = norms[1](h + layer.cross_attention(h, memory, memory, key_mask=src_mask)[0])
+    expected = norms[2](h + layer.ffn(h))
+    out, _ = layer(y, layer.cross_attention.project_kv(memory, memory), src_mask)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_feed_forward_is_eq2():
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2."""
+    torch.manual_seed(0)
+    ffn = FeedForward(6, 10)
+    w1, b1, w2, b2 = ffn[0].weight, ffn[0].bias, ffn[2].weight, ffn[2].bias
+    x = torch.randn(3, 4, 6)
+    assert torch.allclose(ffn(x), torch.clamp(x @ w1.T + b1, min=0) @ w2.T + b2, atol=1e-6)
 
 
 def test_transformer_defaults_are_the_base_model():

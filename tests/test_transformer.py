@@ -151,6 +151,35 @@ def test_embeddings_are_scaled_by_sqrt_d_model_before_the_positions():
     torch.testing.assert_close(model._embed(model.tgt_embed, ids), expected)
 
 
+def test_init_is_xavier_uniform_zero_biases_and_embeddings_of_std_d_model_to_the_minus_half():
+    """The paper does not say; ours (the module docstring): every weight matrix Xavier-uniform,
+    biases 0, LayerNorm at (1, 0), embeddings N(0, d_model^-1/2) with the <pad> row 0."""
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(300, 300, d_model=64, heads=4, d_ff=128, encoder_layers=1, decoder_layers=1))
+    for name, param in model.named_parameters():
+        if "embed" in name:
+            assert param[PAD].eq(0).all() and param[PAD + 1 :].std().item() == pytest.approx(64**-0.5, rel=0.05), name
+        elif param.dim() == 2:
+            bound = math.sqrt(6 / sum(param.shape))  # U(-a, a), a = sqrt(6 / (fan_in + fan_out))
+            assert param.abs().max().item() <= bound and param.abs().max().item() > 0.95 * bound, name
+        elif "norm" in name and name.endswith("weight"):
+            assert param.eq(1).all(), name
+        else:
+            assert name.endswith("bias") and param.eq(0).all(), name
+
+
+def test_step_returns_the_last_layers_encoder_decoder_weights_averaged_over_heads():
+    model = small_model()
+    src, src_len, tgt_in = batch()
+    teacher_forced = model.attention_weights(src, src_len, tgt_in[:, :2])["encoder_decoder"][-1]  # (B, h, 2, S)
+    with torch.no_grad():
+        memory = model.encode(src, src_len)
+        _, state, first = model.step(tgt_in[:, 0], model.start(memory), memory)
+        _, _, second = model.step(tgt_in[:, 1], state, memory)
+    torch.testing.assert_close(first, teacher_forced[:, :, 0].mean(dim=1))
+    torch.testing.assert_close(second, teacher_forced[:, :, 1].mean(dim=1))
+
+
 def test_label_smoothed_loss_matches_its_formula():
     """(1 - ε) · NLL(target) + ε · mean over the vocabulary of -log p, averaged over real tokens."""
     model = small_model()
