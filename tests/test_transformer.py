@@ -86,9 +86,9 @@ def test_padded_source_positions_get_zero_weight_and_do_not_matter(attention_typ
     torch.testing.assert_close(model(src, src_len, tgt_in), model(other_padding, src_len, tgt_in))
 
 
-@pytest.mark.parametrize("attention_type", TYPES)
-def test_kv_cache_decoding_equals_full_recomputation(attention_type):
-    model = small_model(attention_type=attention_type)
+@pytest.mark.parametrize(("attention_type", "layers"), [*((t, 2) for t in TYPES), ("1000", 1)])
+def test_kv_cache_decoding_equals_full_recomputation(attention_type, layers):
+    model = small_model(attention_type=attention_type, decoder_layers=layers)
     src, src_len, tgt_in = batch()
     full = torch.log_softmax(model(src, src_len, tgt_in), dim=-1)  # (B, T, V)
     memory = model.encode(src, src_len)
@@ -178,6 +178,34 @@ def test_step_returns_the_last_layers_encoder_decoder_weights_averaged_over_head
         _, _, second = model.step(tgt_in[:, 1], state, memory)
     torch.testing.assert_close(first, teacher_forced[:, :, 0].mean(dim=1))
     torch.testing.assert_close(second, teacher_forced[:, :, 1].mean(dim=1))
+
+
+@pytest.mark.parametrize("share", ["all", "decoder", "none"])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_parameter_count_is_the_sum_of_the_papers_sublayers(share, norm_first):
+    """Per layer: attention 4(d·d + d) (W^Q, W^K, W^V, W^O), FFN 2·d·d_ff + d_ff + d, one LayerNorm
+    (2d) per sub-layer; encoder layers have 2 sub-layers, decoder layers 3; the embedding matrices
+    (Sec. 3.4: one shared by both embeddings and the pre-softmax layer, which has no bias); pre-LN
+    adds a final LayerNorm to each stack. At the base size with a 37k vocabulary this is 63.1M
+    (Table 3 lists 65M for base, with the paper's own vocabulary)."""
+    d, d_ff, enc, dec = 32, 48, 2, 3
+    model = small_model(share_embeddings=share, norm_first=norm_first, encoder_layers=enc, decoder_layers=dec)
+    attention, ffn, norm = 4 * (d * d + d), 2 * d * d_ff + d_ff + d, 2 * d
+    matrices = {"all": 1, "decoder": 2, "none": 3}[share]
+    expected = enc * (attention + ffn + 2 * norm) + dec * (2 * attention + ffn + 3 * norm) + matrices * VOCAB * d
+    expected += 2 * norm if norm_first else 0
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_attention_weights_hold_every_layer_of_every_kind():
+    model = small_model(encoder_layers=2, decoder_layers=3)
+    src, src_len, tgt_in = batch()
+    weights = model.attention_weights(src, src_len, tgt_in)
+    shapes = {"encoder_self": (3, 4, 7, 7), "decoder_self": (3, 4, 7, 7), "encoder_decoder": (3, 4, 7, 7)}
+    assert {kind: len(w) for kind, w in weights.items()} == {"encoder_self": 2, "decoder_self": 3, "encoder_decoder": 3}
+    for kind, per_layer in weights.items():
+        assert all(w.shape == shapes[kind] for w in per_layer), kind
+        assert not torch.allclose(per_layer[0], per_layer[-1]), kind  # the layers' own, not one repeated
 
 
 def test_label_smoothed_loss_matches_its_formula():
