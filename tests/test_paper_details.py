@@ -40,12 +40,18 @@ def test_residual_wrapper_is_post_ln_or_pre_ln_as_written(norm_first):
     assert torch.allclose(residual(x, f), expected, atol=1e-6)
 
 
-def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
+def _layer_with_live_norms(layer_class):
+    """A d_model-8 Transformer layer without dropout whose LayerNorms have non-trivial gains and biases."""
     torch.manual_seed(0)
     cfg = TransformerConfig(src_vocab=10, tgt_vocab=10, d_model=8, heads=2, d_ff=16, dropout=0.0, attention_dropout=0.0)
-    layer = EncoderLayer(cfg).eval()
+    layer = layer_class(cfg).eval()
     for residual in layer.residuals:
         residual.norm = _live_layer_norm(8)
+    return layer
+
+
+def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
+    layer = _layer_with_live_norms(EncoderLayer)
     x, mask = torch.randn(2, 5, 8), torch.ones(2, 5, dtype=torch.bool)
     h = layer.residuals[0].norm(x + layer.self_attention(x, x, x, key_mask=mask)[0])
     expected = layer.residuals[1].norm(h + layer.ffn(h))
@@ -53,11 +59,7 @@ def test_encoder_layer_is_self_attention_then_ffn_each_post_ln():
 
 
 def test_decoder_layer_is_masked_self_attention_then_encoder_decoder_then_ffn_each_post_ln():
-    torch.manual_seed(0)
-    cfg = TransformerConfig(src_vocab=10, tgt_vocab=10, d_model=8, heads=2, d_ff=16, dropout=0.0, attention_dropout=0.0)
-    layer = DecoderLayer(cfg).eval()
-    for residual in layer.residuals:
-        residual.norm = _live_layer_norm(8)
+    layer = _layer_with_live_norms(DecoderLayer)
     y, memory = torch.randn(2, 4, 8), torch.randn(2, 5, 8)
     src_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
     norms = [residual.norm for residual in layer.residuals]
