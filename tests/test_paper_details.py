@@ -318,6 +318,8 @@ def test_show_attend_tell_defaults_are_the_papers_network():
     assert (cfg.embed_dim, cfg.hidden_dim, cfg.attention_dim) == (512, 1800, 512)
     assert (cfg.attention, cfg.gate, cfg.init_from_annotations, cfg.dropout) == ("soft", True, True, 0.5)
     assert (cfg.expected_context_prob, cfg.hard_decode) == (0.5, "expected")
+    attention = _captioner().attention  # f_att is an MLP with biases (Sec. 4.2; the authors' code)
+    assert attention.query_proj.bias is not None and attention.key_proj.bias is not None
 
 
 def _captioner(**overrides) -> ShowAttendTell:

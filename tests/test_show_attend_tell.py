@@ -340,3 +340,29 @@ def test_hard_attention_with_lengths_keeps_each_captions_expected_flag_in_batch_
     expected = torch.rand(6) < 0.5  # the draw forward makes first
     assert torch.equal(out["expected"], expected)
     assert out["log_p_locations"][2, 1:].abs().sum() == 0 and out["log_p_locations"][1].ne(0).all()
+
+
+def test_hard_attention_with_lengths_and_only_expected_context_computes_the_soft_model():
+    """Each caption keeps its expected-context flag after shorter ones drop out of the batch."""
+    soft, hard = small_model(), small_model(attention="hard", expected_context_prob=1.0)
+    hard.load_state_dict(soft.state_dict())
+    for model in (soft, hard):
+        model.train(), model.encoder.eval()
+        model.dropout.p = 0.0
+    images, captions, lengths = torch.randn(4, 3, 64, 64), torch.randint(4, VOCAB, (4, 6)), torch.tensor([2, 6, 1, 4])
+    mask = torch.arange(6)[None, :] < lengths[:, None]  # (B, T) real steps
+    a, b = soft(images, captions, lengths=lengths), hard(images, captions, lengths=lengths)
+    assert b["expected"].all() and torch.allclose(a["logits"][mask], b["logits"][mask], atol=1e-5)
+
+
+def test_hard_attention_entropies_are_those_of_each_steps_attention_weights():
+    """H(α_t) = -Σ_i α_ti log α_ti, the entropy bonus of Sec. 4.1, one per caption and step; 0 past a caption's end."""
+    model = small_model(attention="hard").train()
+    images, captions, lengths = torch.randn(4, 3, 64, 64), torch.randint(4, VOCAB, (4, 6)), torch.tensor([2, 6, 1, 4])
+    out = model(images, captions, lengths=lengths)
+    alphas = out["alphas"]  # (B, T, L)
+    mask = torch.arange(6)[None, :] < lengths[:, None]
+    entropy = -(alphas * alphas.log()).sum(-1)  # (B, T)
+    assert out["entropies"].shape == (4, 6)
+    assert torch.allclose(out["entropies"][mask], entropy[mask], atol=1e-5) and (entropy[mask] > 0).all()
+    assert out["entropies"][~mask].abs().sum() == 0
