@@ -2,12 +2,16 @@
 
 import pytest
 import torch
+from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from attention_zoo.attention.sagan import SelfAttention2d
 from attention_zoo.models.sagan import (
+    ConditionalBatchNorm2d,
     Discriminator,
+    DiscriminatorBlock,
     Generator,
+    GeneratorBlock,
     SAGANConfig,
     hinge_discriminator_loss,
     hinge_generator_loss,
@@ -202,3 +206,101 @@ def test_the_last_attention_map_is_kept_for_figures_after_a_forward():
     module(x)
     torch.testing.assert_close(module.last_attention, module.attention(x).detach())
     assert module.last_attention.shape == (2, 16, 16) and not module.last_attention.requires_grad
+
+
+def _up(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour up-sampling x2, written out: each pixel copied into a 2x2 square."""
+    return x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+
+
+def _down(x: torch.Tensor) -> torch.Tensor:
+    """2x2 average pooling, written out."""
+    b, c, height, width = x.shape
+    return x.view(b, c, height // 2, 2, width // 2, 2).mean(dim=(3, 5))
+
+
+def _randomize_batchnorm(model: torch.nn.Module) -> None:
+    """Running statistics and class gains/biases away from their identity start, so that each norm counts."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(), m.running_var.uniform_(0.5, 2.0)
+            if isinstance(m, ConditionalBatchNorm2d):
+                m.gain.weight.normal_(0, 0.5), m.bias.weight.normal_(0, 0.5)
+
+
+def test_generator_block_is_cbn_relu_up_conv_cbn_relu_conv_plus_up_conv1x1():
+    torch.manual_seed(0)
+    block = GeneratorBlock(8, 6, num_classes=3)
+    _randomize_batchnorm(block)
+    block.eval()  # running statistics, and spectral norm's power iteration holds still
+    x, y = torch.randn(2, 8, 4, 4), torch.tensor([1, 2])
+    h = block.conv1(_up(F.relu(block.bn1(x, y))))
+    expected = block.conv2(F.relu(block.bn2(h, y))) + block.shortcut(_up(x))
+    assert torch.allclose(block(x, y), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(("c_in", "downsample", "first"), [(3, True, True), (8, True, False), (8, False, False)])
+def test_discriminator_blocks_follow_their_layouts(c_in, downsample, first):
+    """The first block: conv, ReLU, conv, pool; shortcut pool then conv1x1 (the "optimized" block). The others:
+    ReLU, conv, ReLU, conv, (pool); shortcut conv1x1 and pool when the shape changes, else the identity."""
+    torch.manual_seed(0)
+    block = DiscriminatorBlock(c_in, 8, downsample=downsample, first=first).eval()
+    x = torch.randn(2, c_in, 8, 8)
+    h = block.conv2(F.relu(block.conv1(x if first else F.relu(x))))
+    if first:
+        expected = _down(h) + block.shortcut(_down(x))
+    elif downsample:
+        expected = _down(h) + _down(block.shortcut(x))
+    else:
+        assert block.shortcut is None
+        expected = h + x
+    assert torch.allclose(block(x), expected, atol=1e-5)
+
+
+def test_generator_and_discriminator_outputs_by_hand():
+    """G: linear to 4x4, blocks (attention after the 16x16 one), BN, ReLU, conv, tanh.
+    D: blocks (attention after the first 8x8 one), ReLU, sum over positions."""
+    torch.manual_seed(0)
+    cfg = SAGANConfig(**{**TINY.__dict__, "attention_at": [8]})
+    generator, discriminator = Generator(cfg), Discriminator(cfg)
+    _randomize_batchnorm(generator)
+    generator.eval(), discriminator.eval()
+    with torch.no_grad():
+        for module in (*generator.attention.values(), *discriminator.attention.values()):
+            module.gamma.fill_(0.7)  # attention switched on
+    z, y = torch.randn(2, cfg.z_dim), torch.tensor([1, 3])
+    h = generator.linear(z).view(2, cfg.g_width, 4, 4)
+    h = generator.attention["8"](generator.blocks[0](h, y))
+    h = generator.blocks[2](generator.blocks[1](h, y), y)
+    images = torch.tanh(generator.out_conv(F.relu(generator.out_norm(h))))
+    assert torch.allclose(generator(z, y), images, atol=1e-5)
+    h = discriminator.attention["8"](discriminator.blocks[1](discriminator.blocks[0](images)))
+    h = discriminator.blocks[3](discriminator.blocks[2](h))
+    assert torch.allclose(discriminator.features(images), F.relu(h).sum(dim=(2, 3)), atol=1e-4)
+
+
+def test_the_moving_average_of_g_follows_its_update_rule():
+    """ema <- decay ema + (1 - decay) G for the weights; buffers copied; only G and D are trained."""
+    from attention_zoo.models.sagan import SAGAN
+
+    torch.manual_seed(0)
+    gan = SAGAN(SAGANConfig(**{**TINY.__dict__, "ema_decay": 0.9}))
+    assert gan.sampler() is gan.generator_ema and not any(p.requires_grad for p in gan.generator_ema.parameters())
+    groups = gan.named_parameter_groups()
+    assert sum(map(len, groups.values())) == len(list(gan.generator.parameters())) + len(list(gan.discriminator.parameters()))
+    with torch.no_grad():
+        for p in gan.generator.parameters():
+            p.add_(torch.randn_like(p))
+        gan.generator.out_norm.running_mean.normal_()
+    old = [p.clone() for p in gan.generator_ema.parameters()]
+    gan.update_ema()
+    for averaged, before, current in zip(gan.generator_ema.parameters(), old, gan.generator.parameters()):
+        assert torch.allclose(averaged, 0.9 * before + 0.1 * current, atol=1e-6)
+    assert torch.equal(gan.generator_ema.out_norm.running_mean, gan.generator.out_norm.running_mean)
+    plain = SAGAN(TINY)
+    assert plain.generator_ema is None and plain.sampler() is plain.generator
+    plain.update_ema()  # nothing to average
+    for decay in (0.0, 1.0):
+        with pytest.raises(ValueError, match=r"model.ema_decay=.* must be in \(0, 1\)"):
+            SAGAN(SAGANConfig(**{**TINY.__dict__, "ema_decay": decay}))

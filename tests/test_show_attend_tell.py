@@ -135,6 +135,98 @@ def test_encoders_give_the_papers_grids_and_load_local_weights(tmp_path):
         ImageEncoder("alexnet")
 
 
+def _layers(trunk: nn.Module) -> list[tuple]:
+    """The trunk as (kind, in, out, kernel, stride, padding, bias) rows; pooling and BN as (kind, size)."""
+    rows = []
+    for m in trunk:
+        if isinstance(m, nn.Conv2d):
+            rows.append(("conv", m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.padding[0], m.bias is not None))
+        elif isinstance(m, nn.BatchNorm2d):
+            rows.append(("bn", m.num_features))
+        elif isinstance(m, nn.MaxPool2d):
+            rows.append(("pool", m.kernel_size))
+        else:
+            rows.append((type(m).__name__,))
+    return rows
+
+
+def _conv_bn_relu_rows(c_in, c_out, kernel=3, stride=1, padding=1):
+    return [("conv", c_in, c_out, kernel, stride, padding, False), ("bn", c_out), ("ReLU",)]
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "scenes_cnn",
+            [
+                *_conv_bn_relu_rows(3, 16),
+                ("pool", 2),
+                *_conv_bn_relu_rows(16, 32),
+                ("pool", 2),
+                *_conv_bn_relu_rows(32, 64),
+                ("pool", 2),
+                *_conv_bn_relu_rows(64, 128),
+            ],
+        ),
+        (
+            "scenes_cnn_local",
+            [
+                *_conv_bn_relu_rows(3, 16),
+                ("pool", 2),
+                *_conv_bn_relu_rows(16, 32),
+                ("pool", 2),
+                *_conv_bn_relu_rows(32, 64),
+                ("pool", 2),
+                *_conv_bn_relu_rows(64, 128, kernel=1, padding=0),
+            ],
+        ),
+        (
+            "small_cnn",
+            [
+                *_conv_bn_relu_rows(3, 32, kernel=4, stride=4, padding=0),  # 224 -> 56, non-overlapping patches
+                *_conv_bn_relu_rows(32, 64, stride=2),  # -> 28
+                *_conv_bn_relu_rows(64, 64),
+                *_conv_bn_relu_rows(64, 128, stride=2),  # -> 14
+                *_conv_bn_relu_rows(128, 256),
+            ],
+        ),
+    ],
+)
+def test_encoders_trained_here_are_the_documented_networks(name, expected):
+    """The layers the module docstring lists, one by one (a changed width, stride or padding keeps the grid's shape)."""
+    encoder = ImageEncoder(name, weights=None, fine_tune=True)
+    assert _layers(encoder.trunk) == expected and encoder.dim == expected[-3][2]
+
+
+def test_vgg_encoders_stop_after_the_last_conv_and_its_relu():
+    """conv5_4 (VGG-19) / conv5_3 (VGG-16) and their ReLU, before the last max pooling (Sec. 4.3)."""
+    for name, convs in (("vgg19", 16), ("vgg16", 13)):
+        with pytest.warns(UserWarning, match="random weights"):
+            trunk = ImageEncoder(name, weights=None).trunk
+        assert isinstance(trunk[-1], nn.ReLU) and isinstance(trunk[-2], nn.Conv2d)
+        assert sum(isinstance(m, nn.Conv2d) for m in trunk) == convs and sum(isinstance(m, nn.MaxPool2d) for m in trunk) == 4
+    with pytest.warns(UserWarning, match="random weights"):
+        resnet = ImageEncoder("resnet101", weights=None)
+    assert resnet.dim == 2048 and len(resnet.trunk) == 8  # conv1, bn1, relu, maxpool, layer1..4: no pooling or fc
+    assert resnet.trunk[-1][-1].conv3.out_channels == 2048
+
+
+def test_imagenet_weights_that_cannot_be_had_name_the_alternatives(monkeypatch):
+    from torchvision import models
+
+    real = models.vgg16
+
+    def offline(weights=None):
+        if weights is not None:
+            raise OSError("no network")
+        return real(weights=None)
+
+    monkeypatch.setattr(models, "vgg16", offline)
+    with pytest.raises(RuntimeError, match=r"ImageNet weights of vgg16.*no network.*encoder_weights=/path/to/vgg16.pth.*null"):
+        ImageEncoder("vgg16", weights="imagenet")
+
+
 def test_zero_initial_state_leaves_the_image_to_attention():
     model = small_model(init_from_annotations=False).eval()
     memory = model.encode(torch.randn(2, 3, 64, 64))
