@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -210,6 +212,27 @@ def test_vgg_encoders_stop_after_the_last_conv_and_its_relu():
         resnet = ImageEncoder("resnet101", weights=None)
     assert resnet.dim == 2048 and len(resnet.trunk) == 8  # conv1, bn1, relu, maxpool, layer1..4: no pooling or fc
     assert resnet.trunk[-1][-1].conv3.out_channels == 2048
+
+
+class _NotAWeight:
+    """A pickled object that is not a tensor: what a tampered or wrong weights file can hold."""
+
+
+def test_weights_files_load_tensors_only(tmp_path):
+    """torch.load(weights_only=True): a weights file cannot run code or bring objects in while it loads."""
+    trunk = ImageEncoder("small_cnn", weights=None, fine_tune=True).trunk
+    path = tmp_path / "trunk.pt"
+    torch.save({**trunk.state_dict(), "extra": _NotAWeight()}, path)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        ImageEncoder("small_cnn", weights=str(path))
+
+
+def test_random_weight_warnings_point_at_the_line_that_built_the_encoder():
+    with pytest.warns(UserWarning, match="random weights") as vgg:
+        ImageEncoder("vgg16", weights=None)
+    with pytest.warns(UserWarning, match="frozen at random weights") as small:
+        ImageEncoder("small_cnn", weights=None, fine_tune=False)
+    assert {w.filename for w in (*vgg, *small)} == {__file__}
 
 
 def test_imagenet_weights_that_cannot_be_had_name_the_alternatives(monkeypatch):

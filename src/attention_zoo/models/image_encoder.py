@@ -66,7 +66,7 @@ def _torchvision_trunk(name: str, weights: str | None) -> tuple[nn.Module, int]:
     else:
         warnings.warn(
             f"{name} encoder with random weights (model.encoder_weights=null): captions will be poor unless it is fine-tuned.",
-            stacklevel=2,
+            stacklevel=3,  # the line that built the ImageEncoder
         )
     if name.startswith("vgg"):
         cut = [i for i, layer in enumerate(model.features) if isinstance(layer, nn.MaxPool2d)][-1]
