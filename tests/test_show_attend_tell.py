@@ -208,6 +208,10 @@ def test_vgg_encoders_stop_after_the_last_conv_and_its_relu():
             trunk = ImageEncoder(name, weights=None).trunk
         assert isinstance(trunk[-1], nn.ReLU) and isinstance(trunk[-2], nn.Conv2d)
         assert sum(isinstance(m, nn.Conv2d) for m in trunk) == convs and sum(isinstance(m, nn.MaxPool2d) for m in trunk) == 4
+    assert ImageEncoder("small_cnn", weights=None, fine_tune=True).dim == 256
+    with pytest.warns(UserWarning, match="random weights"):
+        vgg = ImageEncoder("vgg16", weights=None)
+    assert vgg.dim == 512 and vgg(torch.randn(1, 3, 32, 32)).shape == (1, 4, 512)
     with pytest.warns(UserWarning, match="random weights"):
         resnet = ImageEncoder("resnet101", weights=None)
     assert resnet.dim == 2048 and len(resnet.trunk) == 8  # conv1, bn1, relu, maxpool, layer1..4: no pooling or fc
@@ -276,6 +280,13 @@ def test_scenes_encoders_receptive_fields():
 
 
 def test_frozen_encoder_gets_no_gradient_and_keeps_its_batchnorm_statistics():
+    with pytest.warns(UserWarning, match="random weights"):
+        default = ImageEncoder("vgg16", weights=None)  # the paper's encoder: frozen unless asked
+    assert default.frozen and not any(p.requires_grad for p in default.parameters())  # nothing for an optimizer
+    images = torch.randn(1, 3, 32, 32, requires_grad=True)
+    assert default(images).grad_fn is None  # no graph through a frozen encoder, even for an input that asks
+    tuned_encoder = ImageEncoder("small_cnn", weights=None, fine_tune=True).eval()
+    assert tuned_encoder.train().trunk.training  # train() with no argument is train(True)
     frozen, tuned = small_model(fine_tune_encoder=False).train(), small_model(fine_tune_encoder=True).train()
     assert not frozen.encoder.trunk.training and tuned.encoder.trunk.training
     for model in (frozen, tuned):

@@ -104,7 +104,7 @@ def _small_cnn() -> tuple[nn.Module, int]:
 
 
 def _load_trunk(trunk: nn.Module, name: str, weights: str | None, fine_tune: bool) -> None:
-    if weights == "imagenet":
+    if weights == "imagenet":  # only torchvision's networks come with ImageNet weights
         raise ValueError(
             f"model.encoder={name} has no ImageNet weights: it is built here and trained with the captioner. "
             "Set model.encoder_weights=null and model.fine_tune_encoder=true (or a state-dict file of this trunk)."
