@@ -287,6 +287,8 @@ def test_the_moving_average_of_g_follows_its_update_rule():
     torch.manual_seed(0)
     gan = SAGAN(SAGANConfig(**{**TINY.__dict__, "ema_decay": 0.9}))
     assert gan.sampler() is gan.generator_ema and not any(p.requires_grad for p in gan.generator_ema.parameters())
+    assert all(p.requires_grad for p in gan.generator.parameters())  # a copy of its own: G still trains
+    assert not {p.data_ptr() for p in gan.generator_ema.parameters()} & {p.data_ptr() for p in gan.generator.parameters()}
     groups = gan.named_parameter_groups()
     assert sum(map(len, groups.values())) == len(list(gan.generator.parameters())) + len(list(gan.discriminator.parameters()))
     with torch.no_grad():
