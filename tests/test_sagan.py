@@ -306,3 +306,19 @@ def test_the_moving_average_of_g_follows_its_update_rule():
     for decay in (0.0, 1.0):
         with pytest.raises(ValueError, match=r"model.ema_decay=.* must be in \(0, 1\)"):
             SAGAN(SAGANConfig(**{**TINY.__dict__, "ema_decay": decay}))
+
+
+def test_the_networks_layouts():
+    """D: an optimized first block to 16x16, one more down-sampling block to 8x8, two at 8x8, and ψ a single
+    output; G's class-conditional BatchNorm has no affine of its own (the class gains and biases are the affine)."""
+    discriminator, generator = Discriminator(TINY), Generator(TINY)
+    layout = [(b.first, b.downsample) for b in discriminator.blocks]
+    assert layout == [(True, True), (False, True), (False, False), (False, False)]
+    sizes, h = [], torch.randn(1, 3, 32, 32)
+    for block in discriminator.blocks:
+        h = block(h)
+        sizes.append(h.shape[-1])
+    assert sizes == [16, 8, 8, 8] and discriminator.linear.out_features == 1
+    norms = [m for m in generator.modules() if isinstance(m, ConditionalBatchNorm2d)]
+    assert len(norms) == 6 and not any(m.norm.affine for m in norms)
+    assert DiscriminatorBlock(8, 8, downsample=False).first is False  # "first" is opt-in
