@@ -156,33 +156,15 @@ def _conv_bn_relu_rows(c_in, c_out, kernel=3, stride=1, padding=1):
     return [("conv", c_in, c_out, kernel, stride, padding, False), ("bn", c_out), ("ReLU",)]
 
 
+# both scenes encoders: three conv-BN-ReLU layers, each followed by 2x2 max pooling (64 -> 8)
+_SCENES_POOLED = [row for c_in, c_out in ((3, 16), (16, 32), (32, 64)) for row in (*_conv_bn_relu_rows(c_in, c_out), ("pool", 2))]
+
+
 @pytest.mark.parametrize(
     "name, expected",
     [
-        (
-            "scenes_cnn",
-            [
-                *_conv_bn_relu_rows(3, 16),
-                ("pool", 2),
-                *_conv_bn_relu_rows(16, 32),
-                ("pool", 2),
-                *_conv_bn_relu_rows(32, 64),
-                ("pool", 2),
-                *_conv_bn_relu_rows(64, 128),
-            ],
-        ),
-        (
-            "scenes_cnn_local",
-            [
-                *_conv_bn_relu_rows(3, 16),
-                ("pool", 2),
-                *_conv_bn_relu_rows(16, 32),
-                ("pool", 2),
-                *_conv_bn_relu_rows(32, 64),
-                ("pool", 2),
-                *_conv_bn_relu_rows(64, 128, kernel=1, padding=0),
-            ],
-        ),
+        ("scenes_cnn", [*_SCENES_POOLED, *_conv_bn_relu_rows(64, 128)]),
+        ("scenes_cnn_local", [*_SCENES_POOLED, *_conv_bn_relu_rows(64, 128, kernel=1, padding=0)]),
         (
             "small_cnn",
             [
@@ -205,13 +187,12 @@ def test_vgg_encoders_stop_after_the_last_conv_and_its_relu():
     """conv5_4 (VGG-19) / conv5_3 (VGG-16) and their ReLU, before the last max pooling (Sec. 4.3)."""
     for name, convs in (("vgg19", 16), ("vgg16", 13)):
         with pytest.warns(UserWarning, match="random weights"):
-            trunk = ImageEncoder(name, weights=None).trunk
+            vgg = ImageEncoder(name, weights=None)
+        trunk = vgg.trunk
         assert isinstance(trunk[-1], nn.ReLU) and isinstance(trunk[-2], nn.Conv2d)
         assert sum(isinstance(m, nn.Conv2d) for m in trunk) == convs and sum(isinstance(m, nn.MaxPool2d) for m in trunk) == 4
-    assert ImageEncoder("small_cnn", weights=None, fine_tune=True).dim == 256
-    with pytest.warns(UserWarning, match="random weights"):
-        vgg = ImageEncoder("vgg16", weights=None)
     assert vgg.dim == 512 and vgg(torch.randn(1, 3, 32, 32)).shape == (1, 4, 512)
+    assert ImageEncoder("small_cnn", weights=None, fine_tune=True).dim == 256
     with pytest.warns(UserWarning, match="random weights"):
         resnet = ImageEncoder("resnet101", weights=None)
     assert resnet.dim == 2048 and len(resnet.trunk) == 8  # conv1, bn1, relu, maxpool, layer1..4: no pooling or fc
