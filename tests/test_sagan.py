@@ -139,6 +139,15 @@ def test_attention_sits_on_the_chosen_feature_maps_of_both_networks(attention_at
     assert discriminator(images, y).shape == (2,)
 
 
+@pytest.mark.parametrize("network", [Generator, Discriminator])
+@pytest.mark.parametrize("attention_at", [[12], [32], [8, 4]])
+def test_attention_at_a_width_that_g_and_d_do_not_both_have_is_refused_with_the_valid_ones(network, attention_at):
+    # 32 exists in G only and 12 nowhere: the module would be built and never applied.
+    cfg = SAGANConfig(**{**TINY.__dict__, "attention_at": attention_at})
+    with pytest.raises(ValueError, match=r"model\.attention_at=.*\[8, 16\]"):
+        network(cfg)
+
+
 def test_the_projection_discriminator_adds_the_class_embedding_dot_the_features():
     torch.manual_seed(0)
     discriminator = Discriminator(TINY).eval()  # eval: spectral norm's power iteration holds still

@@ -36,7 +36,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from attention_zoo.attention.sagan import SelfAttention2d
 from attention_zoo.engine.seeding import own_random_stream
 
-ATTENTION_SIZES = (8, 16)  # feature-map widths of 32x32 nets where attention can go (Table 1 style)
+ATTENTION_SIZES = (8, 16)  # widths that both G (8, 16, 32) and D (16, 8) produce: where attention can go (Table 1 style)
 
 
 def sn_conv(c_in: int, c_out: int, kernel: int = 3) -> nn.Module:
@@ -109,6 +109,12 @@ def attention_modules(channels: int, cfg: SAGANConfig, stream: int) -> nn.Module
     """{"size": self-attention} for each size of ``cfg.attention_at``, each drawing its initial
     weights from a random stream of its own: with or without attention, seed s gives G and D the
     same other weights, so that the runs of one seed pair across the variants."""
+    unknown = sorted(set(cfg.attention_at) - set(ATTENTION_SIZES))
+    if unknown:
+        raise ValueError(
+            f"model.attention_at={list(cfg.attention_at)}: no feature map of width {unknown} in both G and D; "
+            f"self-attention goes after a block of width {list(ATTENTION_SIZES)}, or [] for none (gan_attention=feat8|feat16|none)."
+        )
     modules = {}
     for size in cfg.attention_at:
         with own_random_stream(stream + size):
