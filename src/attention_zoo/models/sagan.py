@@ -113,7 +113,7 @@ def attention_modules(channels: int, cfg: SAGANConfig, stream: int) -> nn.Module
     if unknown:
         raise ValueError(
             f"model.attention_at={list(cfg.attention_at)}: no feature map of width {unknown} in both G and D; "
-            f"self-attention goes after a block of width {list(ATTENTION_SIZES)}, or [] for none (gan_attention=feat8|feat16|none)."
+            f"self-attention goes after a block of width {list(ATTENTION_SIZES)} (gan_attention=feat8|feat16), or none ([])."
         )
     modules = {}
     for size in cfg.attention_at:
