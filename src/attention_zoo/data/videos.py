@@ -12,8 +12,10 @@ balanced). The two events never share a frame and are half the frame apart, so t
 a comparison across time and space. A per-frame 2D network whose features are averaged over
 time and space before a linear classifier (C2D) cannot represent it: a linear function g of
 summed per-frame features would need g(a) + g(a) > t > g(a) + g(b) for every colour pair a != b,
-which summing over a pair contradicts. A spacetime non-local block, whose output at A mixes in
-the features at B, can. Clip i of a split is a pure function of (``generation_seed``, split, i).
+which summing over a pair contradicts. It can still beat chance: scores G(A's colour) + H(B's colour)
+with G = (0, 1, 2, 3), H = (0, 3, 2, 1) and threshold 3.5 are right on 75% of clips. A spacetime
+non-local block, whose output at A mixes in the features at B, can be exact. Clip i of a split
+is a pure function of (``generation_seed``, split, i).
 
 **folder** (real clips): ``<root>/<name>/{train,val,test}/<class>/<clip>/<frame>.{jpg,png}``,
 frames in name order; every clip is sampled to ``frames`` frames evenly and resized to
