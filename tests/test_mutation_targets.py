@@ -27,6 +27,12 @@ def test_every_mechanism_file_is_a_mutation_target_with_its_tests():
     assert not missing, missing
 
 
+def test_a_mutant_killed_slowly_counts_as_killed():
+    # mutmut's "ok_suspicious": the tests failed but took long; only "bad_survived" is a survivor.
+    by_status = {"ok_killed": 3, "ok_suspicious": 2, "bad_timeout": 1, "bad_survived": 1}
+    assert mutation.tally(by_status) == (7, 5, 1, 1)
+
+
 def _cache(path, rows):
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE mutant (id INTEGER PRIMARY KEY, line TEXT, status TEXT)")

@@ -71,7 +71,7 @@ def greedy_decode(model, src, src_len, max_len_a: float = 1.5, max_len_b: int = 
         attentions.append(attention)
         done |= prev == EOS
         if done.all():
-            break
+            break  # every row has ended
     steps = torch.stack(tokens, 1).tolist()  # (B, T)
     results = []
     for row in range(batch):
@@ -133,7 +133,7 @@ def beam_search(
             for j in range(2 * beam):
                 score = float(top_scores[b, j])
                 if score == float("-inf") or done[b] or kept == beam or (stop == "first_k" and len(finished[b]) >= beam):
-                    break
+                    break  # the rest of this sentence's candidates score lower, or none is needed
                 origin = int(source_beam[b, j])
                 if int(token[b, j]) == EOS:
                     words = history[origin].tolist()
@@ -148,7 +148,7 @@ def beam_search(
                 kept += 1
             done[b] = done[b] or _search_over(finished[b], live, beam, stop, best_bound[b])
         if all(done):
-            break
+            break  # every sentence is done
         order = torch.tensor(keep_beam, device=device)
         prev = torch.tensor(keep_token, device=device)
         scores = torch.tensor(keep_score, device=device).view(batch, beam)
