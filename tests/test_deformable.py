@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from attention_zoo.attention.deformable import DeformableConv2d
+from attention_zoo.attention.deformable import DeformableConv2d, deformable_convolution
 from attention_zoo.models.resnet import CifarResNet, ResNetConfig
 
 
@@ -62,7 +62,7 @@ def test_the_resnet_makes_every_3x3_convolution_of_the_chosen_stages_deformable(
     deformable = [name for name, m in model.named_modules() if isinstance(m, DeformableConv2d)]
     assert deformable == [f"stages.2.{b}.conv{c}" for b in range(3) for c in (1, 2)]
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    assert all(float(m.offset.weight.abs().sum()) == 0 for m in model.modules() if isinstance(m, DeformableConv2d))
+    assert all(float(m.offset.weight.detach().abs().sum()) == 0 for m in model.modules() if isinstance(m, DeformableConv2d))
     with pytest.raises(ValueError, match="deformable_stages must be among 1, 2, 3"):
         CifarResNet(ResNetConfig(depth=20, deformable_stages=(4,)))
 
@@ -73,3 +73,28 @@ def test_the_layer_has_no_bias_like_the_convolution_it_replaces():
     assert layer.conv.bias is None
     taps = 9
     assert sum(p.numel() for p in layer.parameters()) == 6 * 4 * taps + (3 * taps * 4 * taps + 3 * taps)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("modulated", [True, False])
+def test_the_sampling_equals_torchvisions_deform_conv2d_with_offsets_reaching_outside_the_map(stride, modulated):
+    """Random offsets of a few pixels (many samples land outside the 9 x 7 map, or straddle its
+    edge), random masks, a non-square map and kernel: the written-out sampling against
+    torchvision.ops.deform_conv2d, value and gradients, in float64."""
+    from torchvision.ops import deform_conv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 9, 7, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(5, 4, 3, 2, dtype=torch.float64, requires_grad=True)
+    out_h, out_w = (9 + 2 - 3) // stride + 1, (7 + 2 - 2) // stride + 1
+    offsets = (3 * torch.randn(3, 12, out_h, out_w, dtype=torch.float64)).requires_grad_()
+    mask = torch.rand(3, 6, out_h, out_w, dtype=torch.float64).requires_grad_() if modulated else None
+    ours = deformable_convolution(x, offsets, weight, stride, 1, mask)
+    reference = deform_conv2d(x, offsets, weight, stride=stride, padding=1, mask=mask)
+    assert torch.allclose(ours, reference, atol=1e-12)
+    nhwc = [t.detach().contiguous(memory_format=torch.channels_last) for t in (x, weight)]  # the CPU presets' format
+    assert torch.allclose(deformable_convolution(nhwc[0], offsets, nhwc[1], stride, 1, mask), reference, atol=1e-12)
+    inputs = [t for t in (x, offsets, weight, mask) if t is not None]
+    grad_out = torch.randn_like(ours)
+    for g_ours, g_ref in zip(torch.autograd.grad(ours, inputs, grad_out), torch.autograd.grad(reference, inputs, grad_out)):
+        assert torch.allclose(g_ours, g_ref, atol=1e-10)

@@ -9,7 +9,7 @@ def test_deterministic_mode_forces_deterministic_kernels_and_only_warns_where_th
     try:
         seed_everything(0, deterministic=True)
         assert torch.are_deterministic_algorithms_enabled()
-        # CUDA's max_pool3d and deform_conv2d backward have no deterministic kernel: a warning, not an error.
+        # CUDA's max_pool3d and grid_sample backward have no deterministic kernel: a warning, not an error.
         assert torch.is_deterministic_algorithms_warn_only_enabled()
         assert not torch.backends.cudnn.benchmark
         seed_everything(0, deterministic=False)

