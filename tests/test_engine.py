@@ -75,6 +75,27 @@ def test_every_optimizer_builds_and_unknown_names_list_valid_ones():
         build_schedule(torch.optim.SGD(model.parameters(), lr=1.0), {"name": "linear"}, 1, 1)
 
 
+def test_deformable_offset_layers_learn_at_their_multiple_of_the_rate_through_the_schedule():
+    """mmdetection's DCN ResNets: the offset (and modulation) layers at 0.1x the network's rate, kept by
+    the schedule; every other parameter at the rate, in one group as before, with its weight decay."""
+    model = CifarResNet(ResNetConfig(depth=8, deformable_stages=(3,), deformable_offset_lr_mult=0.1))
+    offsets = {id(p) for name, p in model.named_parameters() if ".offset." in name}
+    assert len(offsets) == 4  # two deformable convolutions in ResNet-8's stage 3, weight and bias each
+    opt = build_optimizer(model, {"name": "sgd", "lr": 0.2, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4})
+    sched = build_schedule(opt, {"name": "multistep", "milestones": [1], "gamma": 0.1}, 1, 2)
+    rest, scaled = opt.param_groups
+    assert {id(p) for p in scaled["params"]} == offsets and not offsets & {id(p) for p in rest["params"]}
+    assert len(rest["params"]) + len(scaled["params"]) == len(list(model.parameters()))
+    assert (rest["lr"], scaled["lr"]) == (0.2, pytest.approx(0.02))
+    assert rest["weight_decay"] == scaled["weight_decay"] == 1e-4
+    opt.step(), sched.step()
+    assert (rest["lr"], scaled["lr"]) == (pytest.approx(0.02), pytest.approx(0.002))
+    plain = build_optimizer(
+        CifarResNet(ResNetConfig(depth=8)), {"name": "sgd", "lr": 0.2, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4}
+    )
+    assert len(plain.param_groups) == 1
+
+
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     checkpoint.save_atomic({"rng": capture_rng_state()}, tmp_path / "rng.pt")

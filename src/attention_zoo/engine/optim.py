@@ -27,7 +27,7 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     elif cfg.get("group_lr"):
         raise ValueError(f"optim.group_lr={dict(cfg['group_lr'])} needs a model with named parameter groups (a GAN); drop it.")
     else:
-        params = _param_groups(model, cfg["weight_decay"], cfg.get("decay_norm_and_bias", True))
+        params = _param_groups(model, cfg["lr"], cfg["weight_decay"], cfg.get("decay_norm_and_bias", True))
     lr = cfg["lr"]
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"])
@@ -41,14 +41,26 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     raise ValueError(f"Unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}.")
 
 
-def _param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
-    """He et al. decay every weight; transformers usually spare norms and biases (1-D tensors)."""
+def _param_groups(model: nn.Module, lr: float, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
+    """He et al. decay every weight; transformers usually spare norms and biases (1-D tensors).
+    A module with an ``lr_mult`` attribute (a deformable convolution's offset layer) gets its
+    parameters their own groups at ``lr_mult`` times the rate (mmcv's ``dcn_offset_lr_mult``)."""
+    multiplied = {id(p): m.lr_mult for m in model.modules() if hasattr(m, "lr_mult") for p in m.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     if decay_norm_and_bias:
-        return [{"params": trainable, "weight_decay": weight_decay}]
-    decayed = [p for p in trainable if p.ndim > 1]
-    spared = [p for p in trainable if p.ndim <= 1]
-    return [{"params": decayed, "weight_decay": weight_decay}, {"params": spared, "weight_decay": 0.0}]
+        groups = [{"params": trainable, "weight_decay": weight_decay}]
+    else:
+        decayed = [p for p in trainable if p.ndim > 1]
+        spared = [p for p in trainable if p.ndim <= 1]
+        groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": spared, "weight_decay": 0.0}]
+    for group in list(groups):
+        by_mult: dict[float, list[nn.Parameter]] = {}
+        for p in group["params"]:
+            if id(p) in multiplied:
+                by_mult.setdefault(multiplied[id(p)], []).append(p)
+        group["params"] = [p for p in group["params"] if id(p) not in multiplied]
+        groups += [{"params": params, "weight_decay": group["weight_decay"], "lr": lr * mult} for mult, params in by_mult.items()]
+    return groups
 
 
 def _named_groups(groups: Mapping[str, list[nn.Parameter]], group_lr: Mapping[str, float], weight_decay: float) -> list[dict]:

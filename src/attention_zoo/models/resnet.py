@@ -32,7 +32,8 @@ terms E1..E4 chosen by ``non_local_options.attention_type``) in those places ins
 Deformable convolution (attention/deformable.py; Zhu et al. 2019 study it as spatial attention):
 every 3x3 convolution of the blocks of ``deformable_stages`` samples at learned offsets (v2,
 modulated, unless ``deformable_modulated=false``), as DCN replaces the 3x3 convolutions of
-ResNet stages conv3-conv5. Its offsets start at zero.
+ResNet stages conv3-conv5. Its offsets start at zero and learn at ``deformable_offset_lr_mult``
+(0.1) times the network's rate.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class ResNetConfig:
     non_local_after_blocks: tuple[tuple[int, int], ...] = ()  # explicit (stage, 0-based block) pairs, instead of the placement
     deformable_stages: tuple[int, ...] = ()  # 1-based stages whose 3x3 convolutions are deformable
     deformable_modulated: bool = True  # DCN v2 (a modulation per tap) or v1
+    deformable_offset_lr_mult: float = 0.1  # the offset layers' learning rate, times the network's
 
     def blocks_per_stage(self) -> int:
         if (self.depth - 2) % 6 != 0 or self.depth < 8:
@@ -118,9 +120,9 @@ class PadChannelsShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, *self.pad))  # (B, C_out, H/s, W/s)
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int, deformable: bool, modulated: bool) -> nn.Module:
+def conv3x3(in_channels: int, out_channels: int, stride: int, deformable: bool, cfg: ResNetConfig) -> nn.Module:
     if deformable:
-        return DeformableConv2d(in_channels, out_channels, 3, stride=stride, padding=1, modulated=modulated)
+        return DeformableConv2d(in_channels, out_channels, 3, stride, 1, cfg.deformable_modulated, cfg.deformable_offset_lr_mult)
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
 
 
@@ -129,9 +131,9 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, cfg: ResNetConfig, index: int, deformable: bool):
         super().__init__()
-        self.conv1 = conv3x3(in_channels, out_channels, stride, deformable, cfg.deformable_modulated)
+        self.conv1 = conv3x3(in_channels, out_channels, stride, deformable, cfg)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = conv3x3(out_channels, out_channels, 1, deformable, cfg.deformable_modulated)
+        self.conv2 = conv3x3(out_channels, out_channels, 1, deformable, cfg)
         self.bn2 = nn.BatchNorm2d(out_channels)
         with own_random_stream(index):  # the backbone's weights stay those of the plain network
             self.attention = build_block_attention(cfg.block_attention, out_channels, **cfg.block_attention_options)
