@@ -51,18 +51,25 @@ def smoke(experiment: str, steps: int, overrides: list[str], run_dir: Path) -> d
     schedule = build_schedule(optimizer, cfg.schedule, data.num_train_batches, total_steps)
     trainer = Trainer(trainer_cfg, model, task, data, optimizer, schedule, run_dir, device)
     model.train()
-    losses, seconds, epoch = [], [], 0
+    losses, d_losses, seconds, epoch = [], [], [], 0  # d_losses: a GAN's discriminator loss
     while len(losses) < steps:
         for batch in data.train_batches(epoch):
             batch = trainer._to_device(batch)
             start = time.perf_counter()
             out = trainer._optimizer_step(batch)  # raises NonFiniteLossError on NaN/inf
             seconds.append(time.perf_counter() - start)
-            losses.append(out.sums["loss"] / out.count)
+            losses.append(out.sums["loss"] / out.count)  # a GAN: the generator's loss
+            if "d_loss" in out.sums:
+                d_losses.append(out.sums["d_loss"] / out.count)
             if len(losses) == steps:
                 break
         epoch += 1
     window = max(steps // 10, 1)
+    discriminator = {
+        "d_loss_first": statistics.mean(d_losses[:window]),
+        "d_loss_last": statistics.mean(d_losses[-window:]),
+        "d_losses": [round(x, 4) for x in d_losses],
+    }
     return {
         "experiment": experiment,
         "overrides": overrides,
@@ -70,7 +77,8 @@ def smoke(experiment: str, steps: int, overrides: list[str], run_dir: Path) -> d
         "parameters": sum(p.numel() for p in model.parameters()),
         "loss_first": statistics.mean(losses[:window]),
         "loss_last": statistics.mean(losses[-window:]),
-        "all_finite": all(math.isfinite(x) for x in losses),
+        **(discriminator if d_losses else {}),
+        "all_finite": all(math.isfinite(x) for x in losses + d_losses),
         "lr_last": optimizer.param_groups[0]["lr"],
         "s_per_step": statistics.median(seconds[1:] or seconds),
         "losses": [round(x, 4) for x in losses],
@@ -92,9 +100,12 @@ def table() -> None:
     for path in sorted(OUT.glob("*.json")):
         r = json.loads(path.read_text())
         hours = r["s_per_step"] * r["updates_planned"] / 3600
+        loss = f"{r['loss_first']:.3f} → {r['loss_last']:.3f}"
+        if "d_loss_first" in r:
+            loss = f"G {loss}; D {r['d_loss_first']:.3f} → {r['d_loss_last']:.3f}"
         rows.append(
             f"| `{r['experiment']}` | {' '.join(r['overrides']) or '—'} | {r['parameters'] / 1e6:.2f}M | {r['steps']} | "
-            f"{r['loss_first']:.3f} → {r['loss_last']:.3f} | {'yes' if r['all_finite'] else '**no**'} | "
+            f"{loss} | {'yes' if r['all_finite'] else '**no**'} | "
             f"{r['s_per_step']:.2f} | {r['updates_planned']:,} | {hours:.1f} h |"
         )
     write_section(PAGE, START, END, "\n".join(rows) + "\n", "Paper presets, run briefly")

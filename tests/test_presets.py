@@ -45,3 +45,21 @@ def test_data_measurements_come_from_the_real_batcher(tmp_path):
     fields = presets.data_fields(cfg)
     assert fields["steps_per_epoch"] == "4"  # 18 training pairs, at most 5 a batch
     assert fields["steps"] == f"{4 * 20:,}" and fields["batch_measured"].startswith("4 sentences")
+
+
+def test_smoke_table_shows_both_losses_of_a_gan(tmp_path, monkeypatch):
+    """A GAN's generator loss alone says nothing about learning (it swings in sign as D and G trade
+    places): results/presets_smoke.md shows the discriminator's loss beside it."""
+    smoke = load_script("preset_smoke")
+    monkeypatch.setattr(smoke, "OUT", tmp_path)
+    monkeypatch.setattr(smoke, "PAGE", tmp_path / "page.md")
+    record = {"overrides": [], "steps": 4, "parameters": 2_000_000, "loss_first": -1.5, "loss_last": 0.25}
+    record |= {"all_finite": True, "s_per_step": 2.0, "updates_planned": 3600}
+    (tmp_path / "classifier.json").write_text(json.dumps({**record, "experiment": "classifier"}))
+    gan = {**record, "experiment": "gan", "d_loss_first": 2.0, "d_loss_last": 1.125}
+    (tmp_path / "gan.json").write_text(json.dumps(gan))
+    smoke.table()
+    rows = {line.split("|")[1].strip(): line for line in (tmp_path / "page.md").read_text().splitlines() if "`" in line}
+    assert "| -1.500 → 0.250 |" in rows["`classifier`"]
+    assert "| G -1.500 → 0.250; D 2.000 → 1.125 |" in rows["`gan`"]
+    assert "| 2.00 | 3,600 | 2.0 h |" in rows["`gan`"]
