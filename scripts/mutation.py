@@ -67,7 +67,7 @@ TARGETS = {
     "attention/deformable.py": ["tests/test_deformable.py"],
     "attention/sagan.py": ["tests/test_sagan.py"],
     "attention/__init__.py": ["tests/test_cbam.py", "tests/test_resnet.py"],
-    "models/resnet.py": ["tests/test_resnet.py", PAPER_DETAILS],
+    "models/resnet.py": ["tests/test_resnet.py", "tests/test_deformable.py", PAPER_DETAILS],
     "models/seq2seq.py": ["tests/test_seq2seq_decoding.py", PAPER_DETAILS],
     "models/rnnsearch.py": ["tests/test_seq2seq_decoding.py", PAPER_DETAILS],
     "models/transformer.py": ["tests/test_transformer.py", PAPER_DETAILS],
