@@ -3,7 +3,9 @@ regenerating it (`make presets`) fails here, naming the setting that drifted."""
 
 import json
 
-from conftest import REPO, load_script
+import pytest
+
+from conftest import REPO, SMOKE, load_script
 
 presets = load_script("presets")
 
@@ -63,3 +65,13 @@ def test_smoke_table_shows_both_losses_of_a_gan(tmp_path, monkeypatch):
     assert "| -1.500 → 0.250 |" in rows["`classifier`"]
     assert "| G -1.500 → 0.250; D 2.000 → 1.125 |" in rows["`gan`"]
     assert "| 2.00 | 3,600 | 2.0 h |" in rows["`gan`"]
+
+
+def test_smoke_of_a_classifier_records_its_loss_and_no_discriminator(tiny_data_root, tmp_path, monkeypatch):
+    """scripts/preset_smoke.py end to end on tiny data: one loss per update, finite, and no GAN fields."""
+    monkeypatch.setenv("ATTN_ZOO_DATA", str(tiny_data_root))
+    monkeypatch.setenv("ATTN_ZOO_CACHE", str(tmp_path / "cache"))
+    smoke = load_script("preset_smoke")
+    record = smoke.smoke("resnet_cifar", 3, [o for o in SMOKE if not o.startswith("experiment=")], tmp_path)
+    assert len(record["losses"]) == 3 and record["all_finite"]
+    assert record["loss_first"] == pytest.approx(record["losses"][0], abs=1e-4) and "d_loss_first" not in record
