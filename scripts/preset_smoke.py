@@ -65,23 +65,13 @@ def smoke(experiment: str, steps: int, overrides: list[str], run_dir: Path) -> d
                 break
         epoch += 1
     window = max(steps // 10, 1)
-    discriminator = (
-        {
-            "d_loss_first": statistics.mean(d_losses[:window]),
-            "d_loss_last": statistics.mean(d_losses[-window:]),
-            "d_losses": [round(x, 4) for x in d_losses],
-        }
-        if d_losses
-        else {}
-    )
-    return {
+    record = {
         "experiment": experiment,
         "overrides": overrides,
         "steps": steps,
         "parameters": sum(p.numel() for p in model.parameters()),
         "loss_first": statistics.mean(losses[:window]),
         "loss_last": statistics.mean(losses[-window:]),
-        **discriminator,
         "all_finite": all(math.isfinite(x) for x in losses + d_losses),
         "lr_last": optimizer.param_groups[0]["lr"],
         "s_per_step": statistics.median(seconds[1:] or seconds),
@@ -93,6 +83,13 @@ def smoke(experiment: str, steps: int, overrides: list[str], run_dir: Path) -> d
         "git_commit": git_commit(),
         "command": f"python scripts/preset_smoke.py --experiment {experiment} --steps {steps} {' '.join(overrides)}".strip(),
     }
+    if d_losses:
+        record |= {
+            "d_loss_first": statistics.mean(d_losses[:window]),
+            "d_loss_last": statistics.mean(d_losses[-window:]),
+            "d_losses": [round(x, 4) for x in d_losses],
+        }
+    return record
 
 
 def table() -> None:
