@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from attention_zoo.build import build_model
-from attention_zoo.engine.runtime import hardware_summary, resolve_device
+from attention_zoo.engine.runtime import autocast, autocast_dtype, hardware_summary, resolve_device
 from attention_zoo.engine.trainer import COMPILE_MODES, compile_model
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -39,9 +39,18 @@ def build(variant: str, depth: int, num_classes: int) -> torch.nn.Module:
 
 
 def images_per_s(
-    models: dict[str, torch.nn.Module], batch: int, steps: int, warmup: int, train: bool, device: torch.device, nhwc: bool
+    models: dict[str, torch.nn.Module],
+    batch: int,
+    steps: int,
+    warmup: int,
+    train: bool,
+    device: torch.device,
+    nhwc: bool,
+    precision: str,
 ) -> dict[str, float]:
-    """Images/s of each model on the same random batch, the models taking turns (bench_timing.py)."""
+    """Images/s of each model on the same random batch, the models taking turns (bench_timing.py),
+    under the autocast of ``precision`` (as ``trainer.precision``)."""
+    amp_dtype = autocast_dtype(precision, device)
     memory_format = torch.channels_last if nhwc else torch.contiguous_format
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
@@ -51,12 +60,13 @@ def images_per_s(
         def step(_: int) -> int:
             model = models[name].train(train)
             if train:
-                loss = torch.nn.functional.cross_entropy(model(x), y)
+                with autocast(device, amp_dtype):
+                    loss = torch.nn.functional.cross_entropy(model(x), y)
                 optimizers[name].zero_grad(set_to_none=True)
                 loss.backward()
                 optimizers[name].step()
             else:
-                with torch.no_grad():
+                with torch.no_grad(), autocast(device, amp_dtype):
                     model(x)
             return batch
 
@@ -75,6 +85,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--contiguous", action="store_true", help="NCHW instead of channels_last (the CPU preset's format)")
     parser.add_argument("--compile", default="none", choices=COMPILE_MODES, help="as trainer.compile: torch.compile in place")
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16"], help="as trainer.precision: bf16 = bf16 autocast"
+    )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
     if "none" in args.variants:  # the baseline first: the ratios divide by it
@@ -94,8 +107,8 @@ def main() -> None:
         mflops = round(counter.get_total_flops() / 1e6, 2)
         results.append({"variant": variant, "parameters": parameters, "mflops_per_image": mflops})
     timing = (args.steps, args.warmup)
-    train = images_per_s(models, args.batch_size, *timing, True, device, channels_last)
-    evaluation = images_per_s(models, 2 * args.batch_size, *timing, False, device, channels_last)
+    train = images_per_s(models, args.batch_size, *timing, True, device, channels_last, args.precision)
+    evaluation = images_per_s(models, 2 * args.batch_size, *timing, False, device, channels_last, args.precision)
     for r in results:
         r["train_img_per_s"], r["eval_img_per_s"] = train[r["variant"]], evaluation[r["variant"]]
     base = next((r for r in results if r["variant"] == "none"), None)
@@ -108,6 +121,7 @@ def main() -> None:
         "batch_size": args.batch_size,
         "channels_last": channels_last,
         "compile": args.compile,
+        "precision": args.precision,
         "steps": args.steps,
         "timing": "interleaved: the variants take turns step by step",
         "hardware": hardware_summary(device),
@@ -115,7 +129,7 @@ def main() -> None:
     }
     print(
         f"ResNet-{args.depth}, batch {args.batch_size}, {'channels_last' if channels_last else 'NCHW'}"
-        f", compile={args.compile}, {device}, "
+        f", compile={args.compile}, {args.precision}, {device}, "
         f"{torch.get_num_threads()} threads"
     )
     print(f"{'variant':<22}{'params':>9}{'MFLOPs':>9}{'train img/s':>12}{'eval img/s':>11}{'train x':>9}{'eval x':>8}")

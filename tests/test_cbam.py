@@ -132,3 +132,52 @@ def test_spatial_attention_is_the_same_on_a_channels_last_input():
     channels_last = x.contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(module.spatial(channels_last), module.spatial(x))
     torch.testing.assert_close(module(channels_last), module(x))
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max", "avg+max"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_written_out_backward_equals_autograd_through_eq_1_to_3(pooling, channels_last):
+    """The paper's order runs through _ChannelThenSpatial, whose backward is written by hand: its
+    gradients (input, MLP, kxk conv) equal autograd's through the modules composed as in Eq. 1."""
+    torch.manual_seed(0)
+    module = CBAM(16, reduction=4, channel_pooling=pooling).double()
+    x = torch.randn(3, 16, 5, 6, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(3, 16, 5, 6, dtype=torch.float64)  # a loss that weighs every output differently
+
+    def gradients(forward):
+        module.zero_grad()
+        leaf = x.clone().requires_grad_()
+        output = forward(leaf)
+        (output * weights).sum().backward()
+        return output, leaf.grad, [p.grad.clone() for p in module.parameters()]
+
+    def composed(f):
+        f1 = f * module.channel(f)
+        return f1 * module.spatial(f1)
+
+    fused, reference = gradients(module), gradients(composed)
+    torch.testing.assert_close(fused[0], reference[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(fused[1], reference[1], rtol=0, atol=1e-12)
+    for got, expected in zip(fused[2], reference[2], strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_written_out_backward_passes_gradcheck():
+    """Against finite differences too, and a retained graph can be differentiated again (gradcheck does)."""
+    torch.manual_seed(0)
+    module = CBAM(8, reduction=4, spatial_kernel=3).double()
+    assert torch.autograd.gradcheck(module, (torch.randn(2, 8, 3, 4, dtype=torch.float64, requires_grad=True),))
+
+
+def test_written_out_backward_runs_under_bf16_autocast():
+    """bf16 autocast (trainer.precision=bf16) makes the MLP and the convolution bf16: the backward
+    casts its gradients to each graph's dtype and returns the input's."""
+    torch.manual_seed(0)
+    module, x = CBAM(16, reduction=4), torch.randn(2, 16, 6, 6, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = module(x)
+    output.float().square().sum().backward()
+    assert x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())

@@ -27,8 +27,9 @@ MLP in one call, pooled by the adaptive pooling kernels (one pass each way, the 
 through its saved indices); max pooling over channels is ``max(...).values``, whose backward sends
 the gradient to the one maximum (``amax`` splits it among ties, which real-valued inputs do not
 have, at twice the cost); the channel mean is a sum divided on the pooled map, so its backward
-broadcasts without a full-size division; the pooled spatial map follows the input's
-channels_last layout into the kxk convolution.
+broadcasts without a full-size division; the pooled spatial map is laid out channels_last for the
+kxk convolution. In the paper's order (channel then spatial) the backward over the full-size maps
+is written out (``_ChannelThenSpatial``): autograd's adds up each consumer's gradient apart.
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ class ChannelAttention(nn.Module):
             descriptors.append(F.adaptive_avg_pool2d(x, 1).flatten(1))  # (B, C) F^c_avg
         if "max" in self.pooling:
             descriptors.append(F.adaptive_max_pool2d(x, 1).flatten(1))  # (B, C) F^c_max
-        logits = self.mlp(torch.stack(descriptors)).sum(dim=0)  # the shared MLP on both at once, summed: (B, C)
-        return torch.sigmoid(logits)[:, :, None, None]  # (B, C, 1, 1)
+        return self.from_descriptors(torch.stack(descriptors))
+
+    def from_descriptors(self, descriptors: torch.Tensor) -> torch.Tensor:
+        """(K, B, C) pooled descriptors (avg first, then max) -> M_c, (B, C, 1, 1)."""
+        logits = self.mlp(descriptors).sum(dim=0)  # the shared MLP on both at once, summed: (B, C)
+        return torch.sigmoid(logits)[:, :, None, None]
 
 
 class SpatialAttention(nn.Module):
@@ -73,10 +78,89 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channel_mean = x.sum(dim=1, keepdim=True) / x.shape[1]  # divided after the sum: no full-size division backward
-        pooled = torch.cat([channel_mean, x.max(dim=1, keepdim=True).values], dim=1)  # (B, 2, H, W)
-        if x.is_contiguous(memory_format=torch.channels_last):  # torch.cat gives NCHW; the CPU conv is ~2x faster in NHWC
-            pooled = pooled.contiguous(memory_format=torch.channels_last)
-        return torch.sigmoid(self.conv(pooled))  # (B, 1, H, W)
+        return self.from_pooled(torch.cat([channel_mean, x.max(dim=1, keepdim=True).values], dim=1))
+
+    def from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, 2, H, W) [AvgPool_c; MaxPool_c] -> M_s, (B, 1, H, W)."""
+        pooled = pooled.contiguous(memory_format=torch.channels_last)  # the CPU kxk conv is ~2x faster in NHWC
+        return torch.sigmoid(self.conv(pooled))
+
+
+_AXES = ((-1, 1, 1, 1), (1, 1, -1, 1), (1, 1, 1, -1))  # how an index of B, H or W broadcasts over (B, C, H, W)
+
+
+def _add_at(target: torch.Tensor, coordinates: tuple[torch.Tensor, ...], values: torch.Tensor) -> None:
+    """target[b, c, h, w] += values at the (b, c, h, w) of ``coordinates`` (broadcast to values' shape, no
+    position twice), in place, in any dense layout: the gradient of a max goes to its argmax. scatter_add_
+    would copy a channels_last target to NCHW and back on the CPU, two full passes for a few values."""
+    offsets = sum(index * stride for index, stride in zip(coordinates, target.stride()))  # storage offsets
+    storage = target.as_strided((target.numel(),), (1,), target.storage_offset())
+    storage.index_add_(0, offsets.flatten(), values.to(target.dtype).flatten())
+
+
+class _ChannelThenSpatial(torch.autograd.Function):
+    """F'' = M_s(F') ⊗ F',  F' = M_c(F) ⊗ F  (Eq. 1), with the backward over the full-size maps written out.
+
+    Same values and gradients as the modules composed by autograd (tests/test_cbam.py), in fewer
+    passes over (B, C, H, W) memory, which is what CBAM costs on a CPU (results/bench_cnn_attention.md).
+    Autograd writes each consumer's gradient of F and F' apart and adds them up (F feeds two poolings and
+    a product; F' a sum, a max and a product), and scatters each max's gradient into a zero tensor; here
+
+        dL/dF' = dL/dF'' ⊗ M_s + (1/C) dL/dAvgPool_c   (one pass)  + dL/dMaxPool_c at each argmax over C
+        dL/dF  = dL/dF'  ⊗ M_c + (1/HW) dL/dF^c_avg    (one pass)  + dL/dF^c_max at each argmax over H, W
+
+    and the small maps' own graphs (the MLP, the kxk convolution: (B, C) and (B, 2, H, W) inputs) are
+    differentiated by autograd from dL/dM_s = Σ_c dL/dF'' ⊗ F' and dL/dM_c = Σ_hw dL/dF' ⊗ F.
+    Differentiable once (no double backward); the small graphs are kept until the outer graph is freed,
+    so that the backward can run again on a retained graph.
+    """
+
+    @staticmethod
+    def forward(ctx, x, channel: ChannelAttention, spatial: SpatialAttention, *parameters):
+        b, c, h, w = x.shape
+        descriptors = []
+        if "avg" in channel.pooling:
+            descriptors.append(F.adaptive_avg_pool2d(x, 1))  # (B, C, 1, 1)
+        if "max" in channel.pooling:
+            channel_max, ctx.channel_argmax = F.adaptive_max_pool2d(x, 1, return_indices=True)  # (B, C, 1, 1), over H*W
+            descriptors.append(channel_max)
+        ctx.descriptors = torch.stack(descriptors).view(len(descriptors), b, c).requires_grad_()  # (K, B, C)
+        with torch.enable_grad():
+            ctx.channel_weights = channel.from_descriptors(ctx.descriptors)  # M_c: (B, C, 1, 1), with its graph
+        f1 = x * ctx.channel_weights.detach()  # F'
+        spatial_max, ctx.spatial_argmax = f1.max(dim=1, keepdim=True)  # (B, 1, H, W), over C
+        ctx.pooled = torch.cat([f1.sum(dim=1, keepdim=True) / c, spatial_max], dim=1).requires_grad_()  # (B, 2, H, W)
+        with torch.enable_grad():
+            ctx.spatial_weights = spatial.from_pooled(ctx.pooled)  # M_s: (B, 1, H, W), with its graph
+        ctx.pooling, ctx.channel_parameters = channel.pooling, len(list(channel.parameters()))
+        ctx.save_for_backward(x, f1, *parameters)
+        return f1 * ctx.spatial_weights.detach()  # F''
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        x, f1, *parameters = ctx.saved_tensors
+        b, c, h, w = x.shape
+        channel_params, spatial_params = parameters[: ctx.channel_parameters], parameters[ctx.channel_parameters :]
+        grad_ms = (grad_out * f1).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+        grad_pooled, *grad_spatial = torch.autograd.grad(
+            ctx.spatial_weights, [ctx.pooled, *spatial_params], grad_ms.to(ctx.spatial_weights.dtype), retain_graph=True
+        )
+        grad_f1 = torch.addcmul(grad_pooled[:, :1] / c, grad_out, ctx.spatial_weights.detach())  # (B, C, H, W)
+        batch, rows, cols = (torch.arange(n, device=x.device).view(shape) for n, shape in zip((b, h, w), _AXES))
+        _add_at(grad_f1, (batch, ctx.spatial_argmax, rows, cols), grad_pooled[:, 1:])  # MaxPool_c's gradient
+        grad_mc = (grad_f1 * x).sum(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+        grad_descriptors, *grad_channel = torch.autograd.grad(
+            ctx.channel_weights, [ctx.descriptors, *channel_params], grad_mc.to(ctx.channel_weights.dtype), retain_graph=True
+        )
+        grad_descriptors = grad_descriptors.view(-1, b, c, 1, 1)  # (K, B, C, 1, 1)
+        grad_avg = grad_descriptors[0] / (h * w) if "avg" in ctx.pooling else torch.zeros_like(grad_descriptors[0])
+        grad_x = torch.empty_like(x)
+        torch.addcmul(grad_avg.to(x.dtype), grad_f1, ctx.channel_weights.detach(), out=grad_x)
+        if "max" in ctx.pooling:
+            channels, argmax = torch.arange(c, device=x.device).view(1, c, 1, 1), ctx.channel_argmax  # (B, C, 1, 1)
+            _add_at(grad_x, (batch, channels, argmax // w, argmax % w), grad_descriptors[-1])  # F^c_max's gradient
+        return grad_x, None, None, *grad_channel, *grad_spatial
 
 
 class CBAM(nn.Module):
@@ -100,9 +184,12 @@ class CBAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
         if self.spatial is None:
             return x * self.channel(x)
-        if self.arrangement == "channel_spatial":
-            x = x * self.channel(x)  # F'
-            return x * self.spatial(x)  # F''
+        if self.arrangement == "channel_spatial":  # Eq. 1, the paper's order
+            if torch.compiler.is_compiling():  # inductor fuses the composed form itself (trainer.compile)
+                x = x * self.channel(x)  # F'
+                return x * self.spatial(x)  # F''
+            parameters = (*self.channel.parameters(), *self.spatial.parameters())
+            return _ChannelThenSpatial.apply(x, self.channel, self.spatial, *parameters)  # same, by hand backward
         if self.arrangement == "spatial_channel":
             x = x * self.spatial(x)
             return x * self.channel(x)
