@@ -181,3 +181,15 @@ def test_written_out_backward_runs_under_bf16_autocast():
     output.float().square().sum().backward()
     assert x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_under_torch_compile_the_paper_order_is_composed_by_autograd(monkeypatch):
+    """trainer.compile traces the modules composed as in Eq. 1 (inductor fuses them), not the
+    written-out backward: same values as the eager path."""
+    torch.manual_seed(0)
+    module, x = CBAM(16, reduction=4), torch.randn(2, 16, 6, 6)
+    eager = module(x)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    f1 = x * module.channel(x)
+    torch.testing.assert_close(module(x), f1 * module.spatial(f1))
+    torch.testing.assert_close(module(x), eager)
