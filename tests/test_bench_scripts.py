@@ -146,11 +146,14 @@ def test_cnn_attention_bench_reports_cost_and_overhead_of_each_block(tmp_path):
         "1",
         "--warmup",
         "0",
+        "--precision",
+        "bf16",
         "--json",
         str(out),
     )
     report = json.loads(out.read_text())
     rows = {r["variant"]: r for r in report["results"]}
+    assert report["precision"] == "bf16"  # under bf16 autocast, as trainer.precision=bf16
     assert report["results"][0]["variant"] == "none" and rows["none"]["train_time_ratio"] == 1.0
     assert rows["cbam"]["parameters"] > rows["none"]["parameters"]
     assert rows["nonlocal_6blocks"]["mflops_per_image"] > rows["cbam"]["mflops_per_image"] > rows["none"]["mflops_per_image"]
