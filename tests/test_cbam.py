@@ -158,6 +158,7 @@ def test_written_out_backward_equals_autograd_through_eq_1_to_3(pooling, channel
         return f1 * module.spatial(f1)
 
     fused, reference = gradients(module), gradients(composed)
+    assert type(fused[0].grad_fn).__name__ == "_ChannelThenSpatialBackward"  # training runs the written-out backward
     torch.testing.assert_close(fused[0], reference[0], rtol=0, atol=1e-12)
     torch.testing.assert_close(fused[1], reference[1], rtol=0, atol=1e-12)
     for got, expected in zip(fused[2], reference[2], strict=True):
@@ -181,6 +182,21 @@ def test_written_out_backward_runs_under_bf16_autocast():
     output.float().square().sum().backward()
     assert x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+def test_in_evaluation_the_modules_run_so_hooks_on_the_maps_fire():
+    """Figures hook the spatial module's output M_s (viz/image_attention.py); without grad the
+    paper's order composes the modules, and the hooked map is the M_s of Eq. 1's F'."""
+    torch.manual_seed(0)
+    module, x = CBAM(16, reduction=4), torch.randn(2, 16, 6, 6)
+    seen = []
+    module.spatial.register_forward_hook(lambda m, i, out: seen.append(out))
+    with torch.no_grad():
+        module(x)
+        f1 = x * module.channel(x)
+        torch.testing.assert_close(
+            seen[0], module.spatial.from_pooled(torch.cat([f1.mean(1, keepdim=True), f1.amax(1, keepdim=True)], 1))
+        )
 
 
 def test_under_torch_compile_the_paper_order_is_composed_by_autograd(monkeypatch):

@@ -179,17 +179,19 @@ class CBAM(nn.Module):
         check_choice("CBAM arrangement", arrangement, ARRANGEMENTS)
         self.arrangement = arrangement
         self.channel = ChannelAttention(channels, reduction, channel_pooling)
-        self.spatial = SpatialAttention(spatial_kernel) if spatial else None  # its output M_s: hook it for figures
+        # its output M_s: hook it for figures. In eager training the paper's order computes the maps inside
+        # _ChannelThenSpatial, where module hooks do not fire; in evaluation (no grad) the modules run.
+        self.spatial = SpatialAttention(spatial_kernel) if spatial else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
         if self.spatial is None:
             return x * self.channel(x)
         if self.arrangement == "channel_spatial":  # Eq. 1, the paper's order
-            if torch.compiler.is_compiling():  # inductor fuses the composed form itself (trainer.compile)
-                x = x * self.channel(x)  # F'
-                return x * self.spatial(x)  # F''
-            parameters = (*self.channel.parameters(), *self.spatial.parameters())
-            return _ChannelThenSpatial.apply(x, self.channel, self.spatial, *parameters)  # same, by hand backward
+            if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # eager training: the same, backward by hand
+                parameters = (*self.channel.parameters(), *self.spatial.parameters())
+                return _ChannelThenSpatial.apply(x, self.channel, self.spatial, *parameters)
+            x = x * self.channel(x)  # F' (evaluation, or traced by torch.compile, which fuses it)
+            return x * self.spatial(x)  # F''
         if self.arrangement == "spatial_channel":
             x = x * self.spatial(x)
             return x * self.channel(x)
