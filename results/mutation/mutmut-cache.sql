@@ -455,15 +455,14 @@ INSERT INTO "Line" VALUES(456,6,'        super().__init__()',177);
 INSERT INTO "Line" VALUES(457,6,'        check_choice("CBAM arrangement", arrangement, ARRANGEMENTS)',178);
 INSERT INTO "Line" VALUES(458,6,'        self.arrangement = arrangement',179);
 INSERT INTO "Line" VALUES(459,6,'        self.channel = ChannelAttention(channels, reduction, channel_pooling)',180);
-INSERT INTO "Line" VALUES(460,6,'        self.spatial = SpatialAttention(spatial_kernel) if spatial else None  # its output M_s: hook it for figures',181);
-INSERT INTO "Line" VALUES(461,6,'',182);
-INSERT INTO "Line" VALUES(462,6,'    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)',183);
-INSERT INTO "Line" VALUES(463,6,'        if self.spatial is None:',184);
-INSERT INTO "Line" VALUES(464,6,'            return x * self.channel(x)',185);
-INSERT INTO "Line" VALUES(468,6,'        if self.arrangement == "spatial_channel":',192);
-INSERT INTO "Line" VALUES(469,6,'            x = x * self.spatial(x)',193);
-INSERT INTO "Line" VALUES(470,6,'            return x * self.channel(x)',194);
-INSERT INTO "Line" VALUES(471,6,'        return x * self.channel(x) * self.spatial(x)  # parallel: both maps from the same F',195);
+INSERT INTO "Line" VALUES(461,6,'',184);
+INSERT INTO "Line" VALUES(462,6,'    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)',185);
+INSERT INTO "Line" VALUES(463,6,'        if self.spatial is None:',186);
+INSERT INTO "Line" VALUES(464,6,'            return x * self.channel(x)',187);
+INSERT INTO "Line" VALUES(468,6,'        if self.arrangement == "spatial_channel":',194);
+INSERT INTO "Line" VALUES(469,6,'            x = x * self.spatial(x)',195);
+INSERT INTO "Line" VALUES(470,6,'            return x * self.channel(x)',196);
+INSERT INTO "Line" VALUES(471,6,'        return x * self.channel(x) * self.spatial(x)  # parallel: both maps from the same F',197);
 INSERT INTO "Line" VALUES(472,7,'"""Non-local block of Wang, Girshick, Gupta and He 2018, "Non-local Neural Networks".',0);
 INSERT INTO "Line" VALUES(473,7,'',1);
 INSERT INTO "Line" VALUES(474,7,'https://arxiv.org/abs/1711.07971',2);
@@ -2448,19 +2447,22 @@ INSERT INTO "Line" VALUES(2479,6,'        if "max" in ctx.pooling:',159);
 INSERT INTO "Line" VALUES(2480,6,'            channels, argmax = torch.arange(c, device=x.device).view(1, c, 1, 1), ctx.channel_argmax  # (B, C, 1, 1)',160);
 INSERT INTO "Line" VALUES(2481,6,'            _add_at(grad_x, (batch, channels, argmax // w, argmax % w), grad_descriptors[-1])  # F^c_max''s gradient',161);
 INSERT INTO "Line" VALUES(2482,6,'        return grad_x, None, None, *grad_channel, *grad_spatial',162);
-INSERT INTO "Line" VALUES(2483,6,'        if self.arrangement == "channel_spatial":  # Eq. 1, the paper''s order',186);
-INSERT INTO "Line" VALUES(2484,6,'            if torch.compiler.is_compiling():  # inductor fuses the composed form itself (trainer.compile)',187);
-INSERT INTO "Line" VALUES(2485,6,'                x = x * self.channel(x)  # F''',188);
-INSERT INTO "Line" VALUES(2486,6,'                return x * self.spatial(x)  # F''''',189);
-INSERT INTO "Line" VALUES(2487,6,'            parameters = (*self.channel.parameters(), *self.spatial.parameters())',190);
-INSERT INTO "Line" VALUES(2488,6,'            return _ChannelThenSpatial.apply(x, self.channel, self.spatial, *parameters)  # same, by hand backward',191);
+INSERT INTO "Line" VALUES(2483,6,'        if self.arrangement == "channel_spatial":  # Eq. 1, the paper''s order',188);
+INSERT INTO "Line" VALUES(2489,6,'        # its output M_s: hook it for figures. In eager training the paper''s order computes the maps inside',181);
+INSERT INTO "Line" VALUES(2490,6,'        # _ChannelThenSpatial, where module hooks do not fire; in evaluation (no grad) the modules run.',182);
+INSERT INTO "Line" VALUES(2491,6,'        self.spatial = SpatialAttention(spatial_kernel) if spatial else None',183);
+INSERT INTO "Line" VALUES(2492,6,'            if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # eager training: the same, backward by hand',189);
+INSERT INTO "Line" VALUES(2493,6,'                parameters = (*self.channel.parameters(), *self.spatial.parameters())',190);
+INSERT INTO "Line" VALUES(2494,6,'                return _ChannelThenSpatial.apply(x, self.channel, self.spatial, *parameters)',191);
+INSERT INTO "Line" VALUES(2495,6,'            x = x * self.channel(x)  # F'' (evaluation, or traced by torch.compile, which fuses it)',192);
+INSERT INTO "Line" VALUES(2496,6,'            return x * self.spatial(x)  # F''''',193);
 CREATE TABLE "MiscData" (
   "key" TEXT NOT NULL PRIMARY KEY,
   "value" TEXT NOT NULL
 );
 INSERT INTO "MiscData" VALUES('version','4');
-INSERT INTO "MiscData" VALUES('baseline_time_elapsed','7.381497383117676');
-INSERT INTO "MiscData" VALUES('hash_of_tests','054293194b55713ed9350f425318c22e64cb5fa391737de8a8065a4d2c66aeca');
+INSERT INTO "MiscData" VALUES('baseline_time_elapsed','6.879472255706787');
+INSERT INTO "MiscData" VALUES('hash_of_tests','fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e');
 CREATE TABLE "Mutant" (
   "id" INTEGER PRIMARY KEY AUTOINCREMENT,
   "line" INTEGER NOT NULL REFERENCES "Line" ("id") ON DELETE CASCADE,
@@ -2718,7 +2720,6 @@ INSERT INTO "Mutant" VALUES(255,452,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29
 INSERT INTO "Mutant" VALUES(256,454,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29086b6ec1232687950f13fde','ok_killed');
 INSERT INTO "Mutant" VALUES(257,458,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29086b6ec1232687950f13fde','ok_killed');
 INSERT INTO "Mutant" VALUES(258,459,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29086b6ec1232687950f13fde','ok_killed');
-INSERT INTO "Mutant" VALUES(259,460,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29086b6ec1232687950f13fde','ok_killed');
 INSERT INTO "Mutant" VALUES(260,463,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29086b6ec1232687950f13fde','ok_killed');
 INSERT INTO "Mutant" VALUES(261,464,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29086b6ec1232687950f13fde','ok_killed');
 INSERT INTO "Mutant" VALUES(266,468,0,'fac5ff5a7d4bfe00866031305f3ae261359a42c29086b6ec1232687950f13fde','ok_killed');
@@ -4236,14 +4237,17 @@ INSERT INTO "Mutant" VALUES(1802,2481,3,'9bd897c2119662610589e991db9ff42d8ae5187
 INSERT INTO "Mutant" VALUES(1803,2482,0,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
 INSERT INTO "Mutant" VALUES(1804,2482,1,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
 INSERT INTO "Mutant" VALUES(1805,2483,0,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
-INSERT INTO "Mutant" VALUES(1806,2485,0,'054293194b55713ed9350f425318c22e64cb5fa391737de8a8065a4d2c66aeca','ok_killed');
-INSERT INTO "Mutant" VALUES(1807,2485,1,'054293194b55713ed9350f425318c22e64cb5fa391737de8a8065a4d2c66aeca','ok_killed');
-INSERT INTO "Mutant" VALUES(1808,2486,0,'054293194b55713ed9350f425318c22e64cb5fa391737de8a8065a4d2c66aeca','ok_killed');
-INSERT INTO "Mutant" VALUES(1809,2487,0,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
-INSERT INTO "Mutant" VALUES(1810,2487,1,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
-INSERT INTO "Mutant" VALUES(1811,2487,2,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
 INSERT INTO "Mutant" VALUES(1812,2462,0,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
 INSERT INTO "Mutant" VALUES(1813,2474,0,'9bd897c2119662610589e991db9ff42d8ae5187c67bdac57f568f20e8ca91dd8','ok_killed');
+INSERT INTO "Mutant" VALUES(1814,2491,0,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1815,2492,0,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1816,2492,1,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1817,2493,0,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1818,2493,1,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1819,2493,2,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1820,2495,0,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1821,2495,1,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
+INSERT INTO "Mutant" VALUES(1822,2496,0,'fab023d7877c2a7a70641b51af612238547200d3b3a44d4994def595de52582e','ok_killed');
 CREATE TABLE "SourceFile" (
   "id" INTEGER PRIMARY KEY AUTOINCREMENT,
   "filename" TEXT NOT NULL,
@@ -4254,7 +4258,7 @@ INSERT INTO "SourceFile" VALUES(2,'src/attention_zoo/attention/scaled_dot_produc
 INSERT INTO "SourceFile" VALUES(3,'src/attention_zoo/attention/generalized.py','2e80901ea45cdc625babe4fd5253c4078371adc349c09afbbe3fe8d7b24e5c60');
 INSERT INTO "SourceFile" VALUES(4,'src/attention_zoo/attention/positions.py','eaedb5f6631bb5de0650762f3aa4802ade52b83d7c0fd931c3897bf6160b594e');
 INSERT INTO "SourceFile" VALUES(5,'src/attention_zoo/attention/squeeze_excitation.py','f2037846112a2c9c71c9f2e4f7a8ece216c4139053855116a15d0cb178404aca');
-INSERT INTO "SourceFile" VALUES(6,'src/attention_zoo/attention/cbam.py','264d01ecefdc17cdda083ad48e8a19973f3a39494027ede1feeb286eaa182e49');
+INSERT INTO "SourceFile" VALUES(6,'src/attention_zoo/attention/cbam.py','302cefb2d312727c000bc988189a06061e20f381d58bd092507c743e05f32ed5');
 INSERT INTO "SourceFile" VALUES(7,'src/attention_zoo/attention/non_local.py','14dd34654ca2a17760019728895f0128b9331da973bce8861f8d9b897b0ada4c');
 INSERT INTO "SourceFile" VALUES(8,'src/attention_zoo/attention/generalized_2d.py','3765de96073f0c363823ee7004dd32dcfb13d433e023332800fadb8d63341a6a');
 INSERT INTO "SourceFile" VALUES(9,'src/attention_zoo/attention/deformable.py','86242fa92bb7cd03241b0e0bab2db7f3429dfb6592a5a28ec2682ec6d0b66190');
@@ -4273,6 +4277,6 @@ CREATE INDEX "idx_line__sourcefile" ON "Line" ("sourcefile");
 CREATE INDEX "idx_mutant__line" ON "Mutant" ("line");
 DELETE FROM "sqlite_sequence";
 INSERT INTO "sqlite_sequence" VALUES('SourceFile',20);
-INSERT INTO "sqlite_sequence" VALUES('Line',2488);
-INSERT INTO "sqlite_sequence" VALUES('Mutant',1813);
+INSERT INTO "sqlite_sequence" VALUES('Line',2496);
+INSERT INTO "sqlite_sequence" VALUES('Mutant',1822);
 COMMIT;
