@@ -55,12 +55,18 @@ class ChannelAttention(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))  # W_1, W_0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        descriptors = []
+        return self.from_descriptors(self.describe(x)[0])
+
+    def describe(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The descriptors ``pooling`` names, (K, B, C): F^c_avg, then F^c_max; and the max's argmax
+        over H*W, (B, C, 1, 1), or None without max pooling."""
+        descriptors, argmax = [], None
         if "avg" in self.pooling:
             descriptors.append(F.adaptive_avg_pool2d(x, 1).flatten(1))  # (B, C) F^c_avg
         if "max" in self.pooling:
-            descriptors.append(F.adaptive_max_pool2d(x, 1).flatten(1))  # (B, C) F^c_max
-        return self.from_descriptors(torch.stack(descriptors))
+            channel_max, argmax = F.adaptive_max_pool2d(x, 1, return_indices=True)
+            descriptors.append(channel_max.flatten(1))  # (B, C) F^c_max
+        return torch.stack(descriptors), argmax
 
     def from_descriptors(self, descriptors: torch.Tensor) -> torch.Tensor:
         """(K, B, C) pooled descriptors (avg first, then max) -> M_c, (B, C, 1, 1)."""
@@ -77,8 +83,14 @@ class SpatialAttention(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)  # f^{kxk}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_pooled(self.pool(x)[0])
+
+    @staticmethod
+    def pool(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[AvgPool_c; MaxPool_c] of x, (B, 2, H, W), and the max's argmax over C, (B, 1, H, W)."""
+        channel_max, argmax = x.max(dim=1, keepdim=True)
         channel_mean = x.sum(dim=1, keepdim=True) / x.shape[1]  # divided after the sum: no full-size division backward
-        return self.from_pooled(torch.cat([channel_mean, x.max(dim=1, keepdim=True).values], dim=1))
+        return torch.cat([channel_mean, channel_max], dim=1), argmax
 
     def from_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
         """(B, 2, H, W) [AvgPool_c; MaxPool_c] -> M_s, (B, 1, H, W)."""
@@ -117,19 +129,13 @@ class _ChannelThenSpatial(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, channel: ChannelAttention, spatial: SpatialAttention, *parameters):
-        b, c, h, w = x.shape
-        descriptors = []
-        if "avg" in channel.pooling:
-            descriptors.append(F.adaptive_avg_pool2d(x, 1))  # (B, C, 1, 1)
-        if "max" in channel.pooling:
-            channel_max, ctx.channel_argmax = F.adaptive_max_pool2d(x, 1, return_indices=True)  # (B, C, 1, 1), over H*W
-            descriptors.append(channel_max)
-        ctx.descriptors = torch.stack(descriptors).view(len(descriptors), b, c).requires_grad_()  # (K, B, C)
+        descriptors, ctx.channel_argmax = channel.describe(x)  # (K, B, C), (B, C, 1, 1) over H*W or None
+        ctx.descriptors = descriptors.requires_grad_()
         with torch.enable_grad():
             ctx.channel_weights = channel.from_descriptors(ctx.descriptors)  # M_c: (B, C, 1, 1), with its graph
         f1 = x * ctx.channel_weights.detach()  # F'
-        spatial_max, ctx.spatial_argmax = f1.max(dim=1, keepdim=True)  # (B, 1, H, W), over C
-        ctx.pooled = torch.cat([f1.sum(dim=1, keepdim=True) / c, spatial_max], dim=1).requires_grad_()  # (B, 2, H, W)
+        pooled, ctx.spatial_argmax = spatial.pool(f1)  # (B, 2, H, W), (B, 1, H, W) over C
+        ctx.pooled = pooled.requires_grad_()
         with torch.enable_grad():
             ctx.spatial_weights = spatial.from_pooled(ctx.pooled)  # M_s: (B, 1, H, W), with its graph
         ctx.pooling, ctx.channel_parameters = channel.pooling, len(list(channel.parameters()))
