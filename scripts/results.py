@@ -23,6 +23,8 @@ a row's own fields win. Several specs can fill one page: a spec's optional "page
 (default: its "name"), and its optional "section" suffixes every marker it fills
 (``<!-- results-table:start:converged -->`` ...); the aggregated rows still go to <name>.json.
 Every row shows mean ± std and the 95% t interval of its mean over seeds.
+A spec with "in_progress": true (a grid still running) shows a row without a finished run yet as
+such instead of stopping.
 A spec's optional "comparisons": {"baseline": NAME or "against": [{"baseline": NAME, "rows": [NAMES]}, ...],
 "budget": "after 4 epochs" | "converged (...)", "paired": true | false, "unpaired_reason": why the
 seeds do not pair the runs} writes, between the readings markers of the page, each compared row's
@@ -61,8 +63,9 @@ def _get(tree: dict, dotted: str):
 RUN_ONLY_OVERRIDES = ("seed=", "logger.", "resume=")
 
 
-def records_of(row: dict, base: Path) -> list[str]:
-    """The record folders (relative to ``base``) of a row: its "runs", or those its "overrides" made."""
+def records_of(row: dict, base: Path, in_progress: bool = False) -> list[str]:
+    """The record folders (relative to ``base``) of a row: its "runs", or those its "overrides" made
+    (none yet only on a page whose grid is ``in_progress``)."""
     if "runs" in row:
         return row["runs"]
     experiment = next((o.split("=", 1)[1] for o in row["overrides"] if o.startswith("experiment=")), None)
@@ -71,7 +74,7 @@ def records_of(row: dict, base: Path) -> list[str]:
     found = [
         d for d in runs_with(base / "runs" / experiment, row["overrides"], RUN_ONLY_OVERRIDES) if (d / "metrics.json").is_file()
     ]
-    if not found:
+    if not found and not in_progress:
         raise SystemExit(
             f"row {row['label']!r}: no run record under {base / 'runs' / experiment} has the overrides "
             f"{row['overrides']}; collect finished runs with `python scripts/results.py collect RUN_DIR`."
@@ -85,9 +88,14 @@ def records_of(row: dict, base: Path) -> list[str]:
     return [str(by_seed[seed][0].relative_to(base)) for seed in sorted(by_seed)]
 
 
-def aggregate(row: dict, base: Path) -> dict:
-    """One results row: the spec's fields plus the measured mean/std and the runs' facts."""
-    records = records_of(row, base)
+def aggregate(row: dict, base: Path, in_progress: bool = False) -> dict:
+    """One results row: the spec's fields plus the measured mean/std and the runs' facts; on a page
+    whose grid is ``in_progress``, a row without a finished run yet has no value and no runs."""
+    records = records_of(row, base, in_progress)
+    if not records:
+        return {"label": row["label"], "name": row.get("name"), "dataset": row["dataset"], "metric": row["metric"],
+                "value": None, "seeds": [], "values": [], "runs": [], "paper_value": row.get("paper"),
+                "paper_source": row.get("paper_source"), "note": row.get("note")}  # fmt: skip
     runs = [json.loads((base / run / "metrics.json").read_text()) for run in records]
     file, _, dotted = row["metric"].rpartition(":")
     sources = [json.loads((base / run / file).read_text()) for run in records] if file else runs
@@ -156,10 +164,13 @@ def markdown(rows: list[dict], metric_name: str) -> str:
         "|---|---|---|---|---|---|---|---|---|" + ("---|" if with_cost else ""),
     ]
     for r in rows:
+        paper = "—" if r["paper_value"] is None else f"{r['paper_value']} ({r['paper_source']})"
+        if r["value"] is None:  # seeds, epochs, train time, hardware, cost and records are empty too
+            lines.append(f"| {r['label']} | {r['dataset']} | — (no finished run yet) |{' |' * (4 + with_cost)} {paper} | |")
+            continue
         ours = f"{r['value']:.2f}" + (
             f" ± {r['std']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" if r["std"] is not None else ""
         )
-        paper = "—" if r["paper_value"] is None else f"{r['paper_value']} ({r['paper_source']})"
         links = ", ".join(f"[{Path(run).name}]({run})" for run in r["runs"])
         cost = ""
         if with_cost:
@@ -173,6 +184,8 @@ def markdown(rows: list[dict], metric_name: str) -> str:
 
 
 def _mean_std(values: list[float], sign: bool = False) -> str:
+    if not values:
+        return "—"
     number = "{:+.2f}" if sign else "{:.2f}"
     return number.format(statistics.mean(values)) + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
 
@@ -294,7 +307,8 @@ def _marker(marker: str, section: str | None) -> str:
 def table(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     base = spec_path.parent
-    rows = [aggregate({**spec.get("defaults", {}), **row}, base) for row in spec["rows"]]
+    in_progress = bool(spec.get("in_progress"))
+    rows = [aggregate({**spec.get("defaults", {}), **row}, base, in_progress) for row in spec["rows"]]
     page = base / f"{spec.get('page', spec['name'])}.md"
     section = spec.get("section")
     table_body = markdown(rows, spec["metric_name"]) + "\n"

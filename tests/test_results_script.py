@@ -175,6 +175,43 @@ def test_a_row_finds_its_records_by_overrides_one_per_seed_in_seed_order(tmp_pat
         results.table(base / "exp.spec.json")
 
 
+def test_a_grid_in_progress_shows_rows_without_runs_yet_and_reads_only_pairs_it_has(tmp_path):
+    base = tmp_path / "results"
+    runs = base / "runs" / "exp"
+    grid = (("p0", "none", 0, 0.88), ("p1", "none", 1, 0.87), ("s0", "se", 0, 0.89), ("s1", "se", 1, 0.90))
+    for name, block, seed, acc in grid:
+        _overrides(_run(runs / name, seed, acc), "experiment=exp", f"block={block}", f"seed={seed}")
+    markers = [results.START, results.END, results.READINGS_START, results.READINGS_END]
+    markers += [results.PER_SEED_START, results.PER_SEED_END]
+    (base / "exp.md").write_text("\n".join(results._marker(m, "grid") for m in markers) + "\n")
+    rows = [
+        {"label": f"L {name}", "name": name, "overrides": ["experiment=exp", f"block={block}"]}
+        for name, block in (("plain", "none"), ("SE", "se"), ("CBAM", "cbam"))
+    ]
+    spec = {
+        "name": "exp_grid",
+        "page": "exp",
+        "section": "grid",
+        "metric_name": "acc",
+        "defaults": {"dataset": "D", "metric": "test.acc", "scale": 100},
+        "comparisons": {"budget": "after 60 epochs", "paired": True, "against": [{"baseline": "plain"}]},
+        "rows": rows,
+    }
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    with pytest.raises(SystemExit, match="no run record under .* has the overrides"):  # a finished page: every row has runs
+        results.table(base / "exp.spec.json")
+    (base / "exp.spec.json").write_text(json.dumps({**spec, "in_progress": True}))
+    results.table(base / "exp.spec.json")
+    plain, se, cbam = json.loads((base / "exp_grid.json").read_text())
+    assert (se["seeds"], se["values"], cbam["value"], cbam["runs"]) == ([0, 1], [89.0, 90.0], None, [])
+    page = (base / "exp.md").read_text()
+    assert "| L CBAM | D | — (no finished run yet) | | | | | — | |" in page
+    (se_line,) = [line for line in page.splitlines() if line.startswith("| SE − plain |")]
+    assert se_line.count("+2.00 [") == 2  # Welch and paired over seeds 0 and 1 (differences +1 and +3)
+    assert "| CBAM − plain | — | — | — | — | — | — | not resolved (fewer than 2 seeds), after 60 epochs |" in page
+    assert "| CBAM | — | — | — | |" in page
+
+
 def test_spec_defaults_fill_the_rows_and_a_rows_own_field_wins(tmp_path):
     base = tmp_path / "results"
     _run(base / "runs" / "exp" / "s0", 0, 0.9)
