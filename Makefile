@@ -142,9 +142,10 @@ reproduce-nonlocal-video: $(STAMP) ## Wang et al. 2018 on video: C2D with 0, 1 a
 		--seeds $(SEEDS) $(if $(ARGS),-- $(ARGS))
 
 CONVERGED_SEEDS ?= 0 1 2 3 4
-reproduce-cnn-attention-converged: $(STAMP) ## plain / SE / CBAM / 1 non-local block at the converged ResNet-20 budget, 5 paired seeds (~2-3 h a run on 2 cores; resumable; finished runs collected into results/runs)
+reproduce-cnn-attention-converged: $(STAMP) ## plain / SE / CBAM / 1 non-local block, 60 epochs bf16, 5 paired seeds (1-1.7 h a run on 2 cores with native bf16; resumable; finished runs collected into results/runs, pages remade)
 	$(PY) scripts/run_variants.py --experiment cifar_attention_converged_cpu --group block \
-		--variants none se cbam nonlocal_embedded --seeds $(CONVERGED_SEEDS) --collect $(if $(ARGS),-- $(ARGS))
+		--variants none se cbam nonlocal_embedded --seeds $(CONVERGED_SEEDS) --collect \
+		--tables results/cbam_converged.spec.json results/nonlocal_converged.spec.json $(if $(ARGS),-- $(ARGS))
 
 CAPTION_SEEDS ?= 0 1 2
 reproduce-show-attend-tell: $(STAMP) ## Xu et al. 2015 on Flickr8k: BUDGET=cpu soft/hard/no attention x CAPTION_SEEDS, resumable; BUDGET=paper the paper's VGG-19 soft then hard (GPU)

@@ -18,7 +18,10 @@ decoding rule) is named with the settings that differ and run again. So the comm
 at any time and started again to go on where it was,
 which a Hydra multirun (``-m attention=a,b,c``) cannot. Stops at the first run that fails.
 With --collect, each run that finishes is copied at once into the records (``scripts/results.py
-collect``): commit them, and a fresh checkout goes on from the last finished run.
+collect``): commit them, and a fresh checkout goes on from the last finished run. With --tables
+SPEC..., the results pages of those specs are made again after each collected run
+(``scripts/results.py table``; a grid still running wants specs marked "in_progress"), so that the
+records and the pages that cite them are committed together.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from omegaconf import OmegaConf
 
 from attention_zoo.engine.run_record import collect, runs_with
 from attention_zoo.train import CONFIG_DIR, config_differences
+
+RESULTS_SCRIPT = Path(__file__).with_name("results.py")
 
 
 def split_finished(run_dirs: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -78,6 +83,7 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, help="run each variant with each seed (default: the config's seed)")
     parser.add_argument("--records", default="results/runs", help="committed run records to count as finished runs")
     parser.add_argument("--collect", action="store_true", help="copy each run that finishes into --records")
+    parser.add_argument("--tables", nargs="+", default=[], help="results specs to make again after each --collect")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run (after --)")
     args = parser.parse_args()
     experiment_dir = Path(os.environ.get("ATTN_ZOO_RUNS", "runs")) / args.experiment
@@ -102,6 +108,8 @@ def main() -> int:
             if args.collect:
                 (done,) = split_finished(runs_with(experiment_dir, wanted))[0][-1:]
                 print(f"[{label}] collected: {collect(done, Path(args.records))}", flush=True)
+                if args.tables and subprocess.call([sys.executable, str(RESULTS_SCRIPT), "table", *args.tables]) != 0:
+                    print(f"[{label}] the tables of {args.tables} could not be made; the grid goes on.", flush=True)
     return 0
 
 

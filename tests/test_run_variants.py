@@ -38,7 +38,17 @@ def test_each_variant_runs_once_and_an_unfinished_one_is_resumed(train_env):
 
 
 def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_done(train_env, tmp_path):
-    records = tmp_path / "records"
+    records = tmp_path / "results" / "runs"
+    extra = [*SMOKE[1:], "trainer.max_steps=1", "trainer.epochs=1", "task.figure_images=[]"]
+    rows = [
+        {"label": block, "name": block, "overrides": [f"experiment={EXPERIMENT}", f"block={block}", *extra]}
+        for block in ("none", "se", "cbam")
+    ]
+    spec = {"name": "grid", "in_progress": True, "metric_name": "acc", "rows": rows}
+    spec["defaults"] = {"dataset": "D", "metric": "test.acc", "scale": 100}
+    (tmp_path / "results" / "grid.spec.json").parent.mkdir()
+    (tmp_path / "results" / "grid.spec.json").write_text(json.dumps(spec))
+    (tmp_path / "results" / "grid.md").write_text("<!-- results-table:start -->\n<!-- results-table:end -->\n")
     command = [
         sys.executable,
         "scripts/run_variants.py",
@@ -55,11 +65,10 @@ def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_don
         "--records",
         str(records),
         "--collect",
+        "--tables",
+        str(tmp_path / "results" / "grid.spec.json"),
         "--",
-        *SMOKE[1:],
-        "trainer.max_steps=1",
-        "trainer.epochs=1",
-        "task.figure_images=[]",
+        *extra,
     ]
     first = subprocess.run(command, cwd=REPO, env=train_env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -68,6 +77,9 @@ def test_seeds_run_every_variant_per_seed_in_seed_order_and_are_skipped_when_don
     assert [(c.seed, c.model.block_attention) for c in configs] == [(0, "none"), (0, "se"), (1, "none"), (1, "se")]
     collected = sorted(p.parent.name for p in (records / EXPERIMENT).glob("*/metrics.json"))  # --collect: each at once
     assert collected == [r.name for r in runs] and first.stdout.count("collected:") == 4
+    made = {row["name"]: row["seeds"] for row in json.loads((tmp_path / "results" / "grid.json").read_text())}
+    assert made == {"none": [0, 1], "se": [0, 1], "cbam": []}  # --tables: the page follows each collected run
+    assert "| cbam | D | — (no finished run yet) |" in (tmp_path / "results" / "grid.md").read_text()
     for run in runs:  # as on a fresh checkout: only the committed records are left
         (run / "metrics.json").unlink()
         (run / "last.pt").unlink()
