@@ -168,6 +168,44 @@ def test_init_is_xavier_uniform_zero_biases_and_embeddings_of_std_d_model_to_the
             assert name.endswith("bias") and param.eq(0).all(), name
 
 
+def _mixed_model(seed: int, encoder_self: str, decoder_self: str, encoder_decoder: str) -> tuple[Transformer, torch.Tensor]:
+    """A small model of these attention types and the global generator's next draw after building it."""
+    torch.manual_seed(seed)
+    types = {"encoder_self": encoder_self, "decoder_self": decoder_self, "encoder_decoder": encoder_decoder}
+    model = Transformer(
+        TransformerConfig(VOCAB, VOCAB, d_model=32, heads=4, d_ff=48, encoder_layers=2, decoder_layers=2, attention_types=types)
+    )
+    return model, torch.rand(3)
+
+
+def test_a_seed_gives_every_attention_variant_the_same_other_weights_and_dropout_stream():
+    """Seeds pair Zhu et al.'s variants: the embeddings, FFNs and norms of seed s are the same whatever
+    the attention types, so are the global generator's later draws (dropout), and an attention of one
+    type in one place has the same weights whatever the other places hold."""
+    paper, after_paper = _mixed_model(3, "1000", "1000", "1000")
+    for types in (("1111", "0111", "0100"), ("0010", "1000", "0111")):
+        variant, after_variant = _mixed_model(3, *types)
+        shared = {n: p for n, p in variant.named_parameters() if "attention" not in n}
+        assert shared.keys() == {n for n, _ in paper.named_parameters() if "attention" not in n}
+        for name, param in paper.named_parameters():
+            if name in shared:
+                assert torch.equal(param, shared[name]), name
+        assert torch.equal(after_paper, after_variant)
+    variant, _ = _mixed_model(3, "1111", "0111", "1000")  # encoder-decoder attention as the paper's
+    for layer in (0, 1):
+        for mine, theirs in zip(
+            variant.decoder[layer].cross_attention.parameters(), paper.decoder[layer].cross_attention.parameters()
+        ):
+            assert torch.equal(mine, theirs)
+    other_seed, _ = _mixed_model(4, "1000", "1000", "1000")
+    assert not torch.equal(other_seed.encoder[0].ffn[0].weight, paper.encoder[0].ffn[0].weight)
+    assert not torch.equal(other_seed.encoder[0].self_attention.w_q.weight, paper.encoder[0].self_attention.w_q.weight)
+    layers = [paper.encoder[0].self_attention, paper.encoder[1].self_attention, paper.decoder[0].self_attention]
+    layers += [paper.decoder[0].cross_attention]
+    firsts = [next(m.parameters()) for m in layers]
+    assert all(not torch.equal(a, b) for i, a in enumerate(firsts) for b in firsts[i + 1 :])  # a stream per place
+
+
 def test_step_returns_the_last_layers_encoder_decoder_weights_averaged_over_heads():
     model = small_model()
     src, src_len, tgt_in = batch()

@@ -21,6 +21,12 @@ each layer's self-attention keys and values of the tokens so far and projects th
 once per sentence, so a step costs one position; without it a step re-runs the decoder over the
 whole prefix (the same numbers, for the speed comparison).
 
+Seeds pair the attention variants: every attention module draws its initial weights from a stream
+of its own (``engine/seeding.py: own_random_stream``, keyed by layer and kind), so seed s gives every
+choice of ``attention_types`` the same embeddings, FFNs and norms, and leaves the global generator
+(which then draws the dropout masks) where the paper's attention would. Records before 2026-12-04
+drew the attention weights from the global stream, interleaved with the FFNs' (same distributions).
+
 Departures: dropout inside attention (on the weights, ``attention_dropout``) follows the
 tensor2tensor code rather than the paper's text, which names only residual and embedding dropout;
 weights are initialized Xavier-uniform and embeddings N(0, d_model^-0.5) (the paper does not say).
@@ -38,6 +44,7 @@ from attention_zoo.attention.generalized import build_attention, parse_terms
 from attention_zoo.attention.positions import PositionalEncoding
 from attention_zoo.choices import check_choice
 from attention_zoo.data.text import PAD
+from attention_zoo.engine.seeding import own_random_stream
 
 SHARING = ("all", "decoder", "none")
 ATTENTION_KINDS = ("encoder_self", "decoder_self", "encoder_decoder")
@@ -79,10 +86,18 @@ class TransformerConfig:
         for kind in ATTENTION_KINDS:
             parse_terms(self.attention_types.get(kind, "1000"))
 
-    def attention(self, kind: str) -> nn.Module:
-        return build_attention(
-            self.attention_types.get(kind, "1000"), self.d_model, self.heads, self.d_k, self.d_v, self.attention_dropout
-        )
+    def attention(self, kind: str, layer: int) -> nn.Module:
+        """The attention of ``kind`` in layer ``layer`` (decoder layers numbered after the encoder's),
+        built from its own random stream."""
+        with own_random_stream(*attention_key(kind, layer)):
+            return build_attention(
+                self.attention_types.get(kind, "1000"), self.d_model, self.heads, self.d_k, self.d_v, self.attention_dropout
+            )
+
+
+def attention_key(kind: str, layer: int) -> tuple[int, int]:
+    """The key of an attention module's own random stream: (layer, kind)."""
+    return layer, ATTENTION_KINDS.index(kind)
 
 
 class FeedForward(nn.Sequential):
@@ -106,9 +121,9 @@ class Residual(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, layer: int):
         super().__init__()
-        self.self_attention = cfg.attention("encoder_self")
+        self.self_attention = cfg.attention("encoder_self", layer)
         self.ffn = FeedForward(cfg.d_model, cfg.d_ff)
         self.residuals = nn.ModuleList(Residual(cfg.d_model, cfg.dropout, cfg.norm_first) for _ in range(2))
 
@@ -126,10 +141,10 @@ class EncoderLayer(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, cfg: TransformerConfig, layer: int):
         super().__init__()
-        self.self_attention = cfg.attention("decoder_self")
-        self.cross_attention = cfg.attention("encoder_decoder")
+        self.self_attention = cfg.attention("decoder_self", layer)
+        self.cross_attention = cfg.attention("encoder_decoder", layer)
         self.ffn = FeedForward(cfg.d_model, cfg.d_ff)
         self.residuals = nn.ModuleList(Residual(cfg.d_model, cfg.dropout, cfg.norm_first) for _ in range(3))
 
@@ -168,6 +183,21 @@ class DecoderLayer(nn.Module):
         return self.residuals[2](y, self.ffn), self_kv
 
 
+def _attentions_of(block: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(kind, module) of an encoder or decoder layer's attentions."""
+    if isinstance(block, EncoderLayer):
+        return [("encoder_self", block.self_attention)]
+    return [("decoder_self", block.self_attention), ("encoder_decoder", block.cross_attention)]
+
+
+def _xavier_and_zero_bias(named_parameters) -> None:
+    for name, param in named_parameters:
+        if name.endswith("weight") and param.dim() > 1 and "embed" not in name and "positions" not in name:
+            nn.init.xavier_uniform_(param)
+        elif name.endswith("bias"):
+            nn.init.zeros_(param)
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -178,18 +208,24 @@ class Transformer(nn.Module):
         self.out = None if cfg.share_embeddings != "none" else nn.Linear(d, cfg.tgt_vocab, bias=False)
         self.positions = PositionalEncoding(cfg.positions, d, cfg.max_positions)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.encoder = nn.ModuleList(EncoderLayer(cfg, i) for i in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg, cfg.encoder_layers + i) for i in range(cfg.decoder_layers))
         self.encoder_norm = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for name, param in self.named_parameters():
-            if name.endswith("weight") and param.dim() > 1 and "embed" not in name and "positions" not in name:
-                nn.init.xavier_uniform_(param)
-            elif name.endswith("bias"):
-                nn.init.zeros_(param)
+        """Xavier-uniform matrices and zero biases; each attention's from its own stream (the class docstring)."""
+        attentions = {
+            module: attention_key(kind, layer)
+            for layer, block in enumerate([*self.encoder, *self.decoder])
+            for kind, module in _attentions_of(block)
+        }
+        owned = {param for module in attentions for param in module.parameters()}
+        _xavier_and_zero_bias((name, param) for name, param in self.named_parameters() if param not in owned)
+        for module, key in attentions.items():
+            with own_random_stream(*key):
+                _xavier_and_zero_bias(module.named_parameters())
         for embedding in {self.src_embed, self.tgt_embed}:
             nn.init.normal_(embedding.weight, std=self.cfg.d_model**-0.5)
             nn.init.zeros_(embedding.weight[PAD])
