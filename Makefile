@@ -106,10 +106,10 @@ reproduce-transformer-ablations: $(STAMP) ## Vaswani Table 3 style rows on the T
 		--variants $(TRANSFORMER_ABLATIONS) $(if $(ARGS),-- $(ARGS))
 
 ATTENTION_VARIANTS := all_terms encdec_without_e1 self_without_e1 transformer encdec_e1_only self_e2_only
-ZHU_SEEDS ?= 0
-reproduce-generalized-attention: $(STAMP) ## Zhu et al. 2019 attention-term study, one run per configs/attention variant and ZHU_SEEDS (default 0; "0 1 2" for statistics); resumable; BUDGET=cpu ~25 min each
+ZHU_SEEDS ?= 0 1 2
+reproduce-generalized-attention: $(STAMP) ## Zhu et al. 2019 attention-term study, one run per configs/attention variant and ZHU_SEEDS (default 0 1 2, seeds pair the variants); resumable; BUDGET=cpu ~25 min each, page remade after each run
 	$(PY) scripts/run_variants.py --collect --experiment $(call preset,generalized_attention) --group attention \
-		--variants $(ATTENTION_VARIANTS) --seeds $(ZHU_SEEDS) $(if $(ARGS),-- $(ARGS))
+		--variants $(ATTENTION_VARIANTS) --seeds $(ZHU_SEEDS) $(if $(filter cpu,$(BUDGET)),--tables results/generalized_attention_seeds.spec.json) $(if $(ARGS),-- $(ARGS))
 
 # The CNN-attention grids share experiment $(call preset,cifar_attention) and its baseline runs (block=none).
 # Resumable: run the same command again to go on; finished (variant, seed) runs are skipped.

@@ -15,7 +15,9 @@ A spec lists rows: {"label", "dataset", "metric" (dotted path in metrics.json, e
 "eval.test2016.beam1.json:tok_bleu"), the runs as either "runs" (record folders) or "overrides"
 (the command line that made them, e.g. ["experiment=cifar_attention_cpu", "block=se"]: every record
 under runs/<experiment>/ whose .hydra/overrides.yaml holds these and otherwise only seed=, logger.
-or resume= overrides, one per seed, in seed order), "paper", "paper_source", "note",
+or resume= overrides, one per seed, in seed order; with "where": {"trainer.average_last_epochs": null},
+only those whose resolved config.yaml holds these values, e.g. to keep records made before a
+preset changed out), "paper", "paper_source", "note",
 and optionally "cost": {"bench": a bench JSON under results/, "variant": its row} whose
 parameters, MFLOPs per image and images/s join the row and its table (a "cost" column)}.
 A spec's optional "defaults" holds the fields its rows share (e.g. dataset, metric, scale, note);
@@ -42,6 +44,8 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+
+import yaml
 
 from attention_zoo.engine.run_record import collect, runs_with
 from attention_zoo.page_sections import fill_between
@@ -72,7 +76,9 @@ def records_of(row: dict, base: Path, in_progress: bool = False) -> list[str]:
     if experiment is None:
         raise SystemExit(f"row {row['label']!r}: its overrides {row['overrides']} need an experiment=... entry.")
     found = [
-        d for d in runs_with(base / "runs" / experiment, row["overrides"], RUN_ONLY_OVERRIDES) if (d / "metrics.json").is_file()
+        d
+        for d in runs_with(base / "runs" / experiment, row["overrides"], RUN_ONLY_OVERRIDES)
+        if (d / "metrics.json").is_file() and _made_with(d, row.get("where", {}))
     ]
     if not found and not in_progress:
         raise SystemExit(
@@ -86,6 +92,23 @@ def records_of(row: dict, base: Path, in_progress: bool = False) -> list[str]:
     if repeated:
         raise SystemExit(f'row {row["label"]!r}: more than one record per seed {repeated}; remove the extra ones or list "runs".')
     return [str(by_seed[seed][0].relative_to(base)) for seed in sorted(by_seed)]
+
+
+_ABSENT = object()
+
+
+def _made_with(record: Path, where: dict) -> bool:
+    """Whether the record's resolved config.yaml holds every dotted key of ``where`` at its value."""
+    if not where:
+        return True
+    config = yaml.safe_load((record / "config.yaml").read_text())
+    for dotted, value in where.items():
+        node = config
+        for key in dotted.split("."):
+            node = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
+        if node != value:  # a key the record lacks (_ABSENT) never matches
+            return False
+    return True
 
 
 def aggregate(row: dict, base: Path, in_progress: bool = False) -> dict:
@@ -281,6 +304,8 @@ def per_seed_markdown(rows: list[dict], comparisons: dict) -> str:
     base = _pairs(rows, comparisons)[0][0]["name"]  # the first comparison's baseline
     baseline = dict(zip(_by_name(rows, base)["seeds"], _by_name(rows, base)["values"]))
     seeds = sorted({seed for r in rows for seed in r["seeds"]})
+    if not seeds:
+        return "No finished run yet."
     with_pairs = bool(comparisons.get("paired"))
     extra = f" − {base}, same seeds | seeds above {base} |" if with_pairs else ""
     lines = [

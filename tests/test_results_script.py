@@ -1,6 +1,8 @@
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, load_script
 
@@ -175,6 +177,34 @@ def test_a_row_finds_its_records_by_overrides_one_per_seed_in_seed_order(tmp_pat
         results.table(base / "exp.spec.json")
 
 
+def test_where_keeps_only_the_records_whose_config_holds_its_values(tmp_path):
+    base = tmp_path / "results"
+    runs = base / "runs" / "exp"
+    for name, seed, acc, average in (
+        ("old0", 0, 0.30, 5),
+        ("new0", 0, 0.35, None),
+        ("new1", 1, 0.36, None),
+        ("bare", 2, 0.1, "-"),
+    ):
+        record = _run(runs / name, seed, acc)
+        _overrides(record, "experiment=exp", "attention=all", f"seed={seed}")
+        trainer = {"epochs": 6} if average == "-" else {"epochs": 6, "average_last_epochs": average}
+        (record / "config.yaml").write_text(yaml.safe_dump({"trainer": trainer}))
+    (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")
+    row = {"label": "all", "dataset": "D", "metric": "test.acc", "overrides": ["experiment=exp", "attention=all"]}
+    (base / "exp.spec.json").write_text(json.dumps({"name": "exp", "metric_name": "acc", "rows": [row]}))
+    with pytest.raises(SystemExit, match=r"more than one record per seed \{0: \['new0', 'old0'\]\}"):
+        results.table(base / "exp.spec.json")
+    for where, names in (
+        ({"trainer.average_last_epochs": None}, ["new0", "new1"]),
+        ({"trainer.average_last_epochs": 5}, ["old0"]),
+    ):
+        (base / "exp.spec.json").write_text(json.dumps({"name": "exp", "metric_name": "acc", "rows": [{**row, "where": where}]}))
+        results.table(base / "exp.spec.json")
+        (made,) = json.loads((base / "exp.json").read_text())
+        assert [Path(r).name for r in made["runs"]] == names  # a record without the key ("bare") never matches
+
+
 def test_a_grid_in_progress_shows_rows_without_runs_yet_and_reads_only_pairs_it_has(tmp_path):
     base = tmp_path / "results"
     runs = base / "runs" / "exp"
@@ -210,6 +240,10 @@ def test_a_grid_in_progress_shows_rows_without_runs_yet_and_reads_only_pairs_it_
     assert se_line.count("+2.00 [") == 2  # Welch and paired over seeds 0 and 1 (differences +1 and +3)
     assert "| CBAM − plain | — | — | — | — | — | — | not resolved (fewer than 2 seeds), after 60 epochs |" in page
     assert "| CBAM | — | — | — | |" in page
+    for record in runs.iterdir():  # before the first run ends
+        (record / "metrics.json").unlink()
+    results.table(base / "exp.spec.json")
+    assert "No finished run yet." in (base / "exp.md").read_text()
 
 
 def test_spec_defaults_fill_the_rows_and_a_rows_own_field_wins(tmp_path):
