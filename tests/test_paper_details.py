@@ -44,7 +44,7 @@ def _layer_with_live_norms(layer_class):
     """A d_model-8 Transformer layer without dropout whose LayerNorms have non-trivial gains and biases."""
     torch.manual_seed(0)
     cfg = TransformerConfig(src_vocab=10, tgt_vocab=10, d_model=8, heads=2, d_ff=16, dropout=0.0, attention_dropout=0.0)
-    layer = layer_class(cfg).eval()
+    layer = layer_class(cfg, 0).eval()  # the first layer
     for residual in layer.residuals:
         residual.norm = _live_layer_norm(8)
     return layer
