@@ -87,8 +87,7 @@ class TransformerConfig:
             parse_terms(self.attention_types.get(kind, "1000"))
 
     def attention(self, kind: str, layer: int) -> nn.Module:
-        """The attention of ``kind`` in layer ``layer`` (decoder layers numbered after the encoder's),
-        built from its own random stream."""
+        """The attention of ``kind`` in layer ``layer`` of its stack, built from its own random stream."""
         with own_random_stream(*attention_key(kind, layer)):
             return build_attention(
                 self.attention_types.get(kind, "1000"), self.d_model, self.heads, self.d_k, self.d_v, self.attention_dropout
@@ -209,7 +208,7 @@ class Transformer(nn.Module):
         self.positions = PositionalEncoding(cfg.positions, d, cfg.max_positions)
         self.dropout = nn.Dropout(cfg.dropout)
         self.encoder = nn.ModuleList(EncoderLayer(cfg, i) for i in range(cfg.encoder_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(cfg, cfg.encoder_layers + i) for i in range(cfg.decoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg, i) for i in range(cfg.decoder_layers))
         self.encoder_norm = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self.decoder_norm = nn.LayerNorm(d) if cfg.norm_first else nn.Identity()
         self._init_weights()
@@ -218,7 +217,8 @@ class Transformer(nn.Module):
         """Xavier-uniform matrices and zero biases; each attention's from its own stream (the class docstring)."""
         attentions = {
             module: attention_key(kind, layer)
-            for layer, block in enumerate([*self.encoder, *self.decoder])
+            for stack in (self.encoder, self.decoder)
+            for layer, block in enumerate(stack)
             for kind, module in _attentions_of(block)
         }
         owned = {param for module in attentions for param in module.parameters()}
