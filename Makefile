@@ -100,10 +100,10 @@ reproduce-transformer-fast-en-de: $(STAMP) ## en->de with transformer_fast_cpu's
 reproduce-seq2seq-long: $(STAMP) ## seq2seq_cpu for 28 epochs instead of 10 (~2 h on CPU)
 	$(PY) -m attention_zoo.train experiment=seq2seq_long_cpu $(ARGS)
 
-TRANSFORMER_ABLATIONS := heads_1 heads_4 heads_16 dk_16 no_dropout no_label_smoothing learned_positions pre_ln
-reproduce-transformer-ablations: $(STAMP) ## Vaswani Table 3 style rows on the Transformer preset, one run per configs/ablation option (resumable; ~1 h each on CPU)
+TRANSFORMER_ABLATIONS := none heads_1 heads_4 heads_16 dk_16 no_dropout no_label_smoothing learned_positions pre_ln
+reproduce-transformer-ablations: $(STAMP) ## Vaswani Table 3 style rows on the Transformer preset, the base row and one run per configs/ablation option (resumable; ~1 h each on CPU; BUDGET=cpu runs are collected and results/transformer.md's section remade)
 	$(PY) scripts/run_variants.py --experiment $(call preset,transformer) --group ablation \
-		--variants $(TRANSFORMER_ABLATIONS) $(if $(ARGS),-- $(ARGS))
+		--variants $(TRANSFORMER_ABLATIONS) $(if $(filter cpu,$(BUDGET)),--collect --tables results/transformer_ablations.spec.json) $(if $(ARGS),-- $(ARGS))
 
 ATTENTION_VARIANTS := all_terms encdec_without_e1 self_without_e1 transformer encdec_e1_only self_e2_only
 ZHU_SEEDS ?= 0 1 2

@@ -49,6 +49,29 @@ def test_every_group_option_composes(compose_cfg, group, option):
     OmegaConf.to_container(cfg, resolve=True)
 
 
+def test_each_table_3_ablation_changes_only_what_it_names_and_none_is_the_base(compose_cfg):
+    from attention_zoo.train import config_differences
+
+    def resolved(*overrides):
+        return OmegaConf.to_container(compose_cfg(["experiment=transformer_cpu", *overrides]), resolve=True)
+
+    base = resolved()
+    changed = {
+        "none": set(),
+        "heads_1": {"model.heads"},
+        "heads_4": {"model.heads"},
+        "heads_16": {"model.heads"},
+        "dk_16": {"model.d_k"},
+        "no_dropout": {"model.dropout", "model.attention_dropout"},
+        "no_label_smoothing": {"task.label_smoothing"},
+        "learned_positions": {"model.positions"},
+        "pre_ln": {"model.norm_first"},
+    }
+    assert sorted(changed) == sorted(o for g, o in GROUP_OPTIONS if g == "ablation")
+    for option, keys in changed.items():
+        assert set(config_differences(resolved(f"ablation={option}"), base)) == keys, option
+
+
 def test_each_speedup_changes_only_what_it_names_and_keeps_the_rate_per_token(compose_cfg):
     """The ladder's rows differ from transformer_cpu in one respect each. short_warmup is Eq. 3 with
     warmup 400: after step 800 its rate equals the baseline's; big_batch keeps the rate as a
