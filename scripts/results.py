@@ -94,19 +94,16 @@ def records_of(row: dict, base: Path, in_progress: bool = False) -> list[str]:
     return [str(by_seed[seed][0].relative_to(base)) for seed in sorted(by_seed)]
 
 
-_ABSENT = object()
-
-
 def _made_with(record: Path, where: dict) -> bool:
     """Whether the record's resolved config.yaml holds every dotted key of ``where`` at its value."""
     if not where:
         return True
     config = yaml.safe_load((record / "config.yaml").read_text())
     for dotted, value in where.items():
-        node = config
-        for key in dotted.split("."):
-            node = node.get(key, _ABSENT) if isinstance(node, dict) else _ABSENT
-        if node != value:  # a key the record lacks (_ABSENT) never matches
+        try:
+            if _get(config, dotted) != value:
+                return False
+        except (KeyError, TypeError):  # a key the record lacks never matches
             return False
     return True
 
