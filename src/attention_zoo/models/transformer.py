@@ -42,12 +42,21 @@ from torch.nn import functional as F
 
 from attention_zoo.attention.generalized import build_attention, parse_terms
 from attention_zoo.attention.positions import PositionalEncoding
+from attention_zoo.attention.scaled_dot_product import MultiHeadAttention
 from attention_zoo.choices import check_choice
 from attention_zoo.data.text import PAD
 from attention_zoo.engine.seeding import own_random_stream
 
 SHARING = ("all", "decoder", "none")
 ATTENTION_KINDS = ("encoder_self", "decoder_self", "encoder_decoder")
+
+
+def _xavier_and_zero_bias(named_parameters) -> None:
+    for name, param in named_parameters:
+        if name.endswith("weight") and param.dim() > 1 and "embed" not in name and "positions" not in name:
+            nn.init.xavier_uniform_(param)
+        elif name.endswith("bias"):
+            nn.init.zeros_(param)
 
 
 @dataclass
@@ -87,16 +96,14 @@ class TransformerConfig:
             parse_terms(self.attention_types.get(kind, "1000"))
 
     def attention(self, kind: str, layer: int) -> nn.Module:
-        """The attention of ``kind`` in layer ``layer`` of its stack, built from its own random stream."""
-        with own_random_stream(*attention_key(kind, layer)):
-            return build_attention(
+        """The attention of ``kind`` in layer ``layer`` of its stack, built and initialized (Xavier-uniform
+        matrices, zero biases) from its own random stream, keyed by (layer, kind)."""
+        with own_random_stream(layer, ATTENTION_KINDS.index(kind)):
+            module = build_attention(
                 self.attention_types.get(kind, "1000"), self.d_model, self.heads, self.d_k, self.d_v, self.attention_dropout
             )
-
-
-def attention_key(kind: str, layer: int) -> tuple[int, int]:
-    """The key of an attention module's own random stream: (layer, kind)."""
-    return layer, ATTENTION_KINDS.index(kind)
+            _xavier_and_zero_bias(module.named_parameters())
+        return module
 
 
 class FeedForward(nn.Sequential):
@@ -182,21 +189,6 @@ class DecoderLayer(nn.Module):
         return self.residuals[2](y, self.ffn), self_kv
 
 
-def _attentions_of(block: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(kind, module) of an encoder or decoder layer's attentions."""
-    if isinstance(block, EncoderLayer):
-        return [("encoder_self", block.self_attention)]
-    return [("decoder_self", block.self_attention), ("encoder_decoder", block.cross_attention)]
-
-
-def _xavier_and_zero_bias(named_parameters) -> None:
-    for name, param in named_parameters:
-        if name.endswith("weight") and param.dim() > 1 and "embed" not in name and "positions" not in name:
-            nn.init.xavier_uniform_(param)
-        elif name.endswith("bias"):
-            nn.init.zeros_(param)
-
-
 class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -214,18 +206,12 @@ class Transformer(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Xavier-uniform matrices and zero biases; each attention's from its own stream (the class docstring)."""
-        attentions = {
-            module: attention_key(kind, layer)
-            for stack in (self.encoder, self.decoder)
-            for layer, block in enumerate(stack)
-            for kind, module in _attentions_of(block)
+        """Xavier-uniform matrices and zero biases, except the attentions' (initialized in their own
+        streams by ``TransformerConfig.attention``); embeddings N(0, d_model^-0.5)."""
+        attention_params = {
+            param for module in self.modules() if isinstance(module, MultiHeadAttention) for param in module.parameters()
         }
-        owned = {param for module in attentions for param in module.parameters()}
-        _xavier_and_zero_bias((name, param) for name, param in self.named_parameters() if param not in owned)
-        for module, key in attentions.items():
-            with own_random_stream(*key):
-                _xavier_and_zero_bias(module.named_parameters())
+        _xavier_and_zero_bias((name, param) for name, param in self.named_parameters() if param not in attention_params)
         for embedding in {self.src_embed, self.tgt_embed}:
             nn.init.normal_(embedding.weight, std=self.cfg.d_model**-0.5)
             nn.init.zeros_(embedding.weight[PAD])
