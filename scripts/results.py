@@ -231,8 +231,11 @@ def _pairs(rows: list[dict], comparisons: dict) -> list[tuple[dict, dict]]:
 def compare(rows: list[dict], comparisons: dict) -> list[dict]:
     """Each comparison of the page (row − its baseline): Welch's test, and the paired test where the
     seeds pair the runs, each Holm-corrected over all the page's comparisons; the reading uses the
-    test that fits the design."""
+    test that fits the design. A direction becomes a verdict only from `"verdict_seeds"` seeds on
+    (default 2, the fewest a test allows): a spec can ask for more, since one degree of freedom
+    makes the interval's width a matter of luck."""
     pairs = _pairs(rows, comparisons)
+    verdict_seeds = comparisons.get("verdict_seeds", 2)
     welchs: dict[int, Difference] = {}
     paireds: dict[int, Difference] = {}
     for i, (base, row) in enumerate(pairs):
@@ -247,10 +250,14 @@ def compare(rows: list[dict], comparisons: dict) -> list[dict]:
     for i, (base, row) in enumerate(pairs):
         w, p = welchs.get(i), paireds.get(i)
         decisive = p or w
+        direction = decisive and f"{'higher' if decisive.mean > 0 else 'lower'} ({decisive.test})"
         if decisive is None:
             verdict = "not resolved (fewer than 2 seeds)"
+        elif decisive.n < verdict_seeds:
+            so_far = f"; so far {direction}" if decisive.resolved() else ""
+            verdict = f"not resolved ({decisive.n} seeds; a verdict needs {verdict_seeds}{so_far})"
         elif decisive.resolved():
-            verdict = f"{'higher' if decisive.mean > 0 else 'lower'} ({decisive.test})"
+            verdict = direction
         else:
             verdict = "not resolved"
         readings.append(
@@ -293,6 +300,11 @@ def readings_markdown(readings: list[dict], comparisons: dict) -> str:
         'tell, not that the rows are equal. "detectable" is the smallest difference this many seeds would find '
         "with 80% power, at the observed spread."
     )
+    if comparisons.get("verdict_seeds", 2) > 2:
+        lines.append(
+            f"A direction counts only from {comparisons['verdict_seeds']} seeds on: with 2, the interval rests on one "
+            'degree of freedom and a lucky agreement of two differences; until then a reading says "so far".'
+        )
     return "\n".join(lines)
 
 

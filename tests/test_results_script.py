@@ -296,6 +296,37 @@ def _comparison_spec(base, paired):
     }
 
 
+def test_a_direction_from_fewer_seeds_than_the_spec_asks_for_a_verdict_stays_unresolved(tmp_path):
+    base = tmp_path / "results"
+    for name, seed, acc in (("p0", 0, 0.70), ("p1", 1, 0.72), ("a0", 0, 0.73), ("a1", 1, 0.751)):
+        _run(base / "runs" / "exp" / name, seed, acc)  # paired differences +3.0 and +3.1: t(1) = 61, p = 0.010
+    (base / "exp.md").write_text(PAGE)
+    spec = {
+        "name": "exp",
+        "metric_name": "acc",
+        "comparisons": {"baseline": "plain", "budget": "after 3 epochs", "paired": True},
+        "defaults": {"dataset": "D", "metric": "test.acc", "scale": 100},
+        "rows": [
+            {"label": "P", "name": "plain", "runs": ["runs/exp/p0", "runs/exp/p1"]},
+            {"label": "A", "name": "A", "runs": ["runs/exp/a0", "runs/exp/a1"]},
+        ],
+    }
+    for verdict_seeds, reading in (
+        (None, "higher (paired)"),  # the default: 2 seeds suffice
+        (2, "higher (paired)"),
+        (3, "not resolved (2 seeds; a verdict needs 3; so far higher (paired))"),
+    ):
+        spec["comparisons"].pop("verdict_seeds", None)
+        if verdict_seeds:
+            spec["comparisons"]["verdict_seeds"] = verdict_seeds
+        (base / "exp.spec.json").write_text(json.dumps(spec))
+        results.table(base / "exp.spec.json")
+        (row,) = json.loads((base / "exp.json").read_text())[1]["comparisons"]
+        assert row["paired"]["n"] == 2 and row["paired"]["p"] == pytest.approx(0.0104, abs=5e-4)
+        assert row["reading"] == reading
+        assert ("A direction counts only from 3 seeds on" in (base / "exp.md").read_text()) == (verdict_seeds == 3)
+
+
 PAGE = (
     f"{results.START}\n{results.END}\n\n{results.READINGS_START}\nold\n{results.READINGS_END}\n\n"
     f"{results.PER_SEED_START}\nold\n{results.PER_SEED_END}\nprose\n"
