@@ -228,6 +228,11 @@ def _pairs(rows: list[dict], comparisons: dict) -> list[tuple[dict, dict]]:
     return pairs
 
 
+def _verdict_seeds(comparisons: dict) -> int:
+    """Seeds a comparison needs before its reading may name a direction (default 2, the fewest a test allows)."""
+    return comparisons.get("verdict_seeds", 2)
+
+
 def compare(rows: list[dict], comparisons: dict) -> list[dict]:
     """Each comparison of the page (row − its baseline): Welch's test, and the paired test where the
     seeds pair the runs, each Holm-corrected over all the page's comparisons; the reading uses the
@@ -235,7 +240,7 @@ def compare(rows: list[dict], comparisons: dict) -> list[dict]:
     (default 2, the fewest a test allows): a spec can ask for more, since one degree of freedom
     makes the interval's width a matter of luck."""
     pairs = _pairs(rows, comparisons)
-    verdict_seeds = comparisons.get("verdict_seeds", 2)
+    verdict_seeds = _verdict_seeds(comparisons)
     welchs: dict[int, Difference] = {}
     paireds: dict[int, Difference] = {}
     for i, (base, row) in enumerate(pairs):
@@ -300,9 +305,9 @@ def readings_markdown(readings: list[dict], comparisons: dict) -> str:
         'tell, not that the rows are equal. "detectable" is the smallest difference this many seeds would find '
         "with 80% power, at the observed spread."
     )
-    if comparisons.get("verdict_seeds", 2) > 2:
+    if _verdict_seeds(comparisons) > 2:
         lines.append(
-            f"A direction counts only from {comparisons['verdict_seeds']} seeds on: with 2, the interval rests on one "
+            f"A direction counts only from {_verdict_seeds(comparisons)} seeds on: with 2, the interval rests on one "
             'degree of freedom and a lucky agreement of two differences; until then a reading says "so far".'
         )
     return "\n".join(lines)
