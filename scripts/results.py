@@ -35,12 +35,14 @@ difference from its baseline row (rows are named by their short "name", e.g. "pl
 test, each Holm-corrected over the page's comparisons, with the smallest difference the seeds could
 detect (attention_zoo/seed_statistics.py), and a reading that names the budget; and, between the
 per-seed markers, every row's value per seed (with its per-seed difference from the first baseline
-when the seeds pair).
+when the seeds pair); with "epoch_time": true, also every run's median epoch time (history.csv's
+``time/epoch_s``) and its ratio to the first baseline's of the same seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 from pathlib import Path
@@ -336,7 +338,38 @@ def per_seed_markdown(rows: list[dict], comparisons: dict) -> str:
             line += " |" if own else f" {_mean_std(differences, sign=True)} |"
             line += " |" if own else f" {sum(d > 0 for d in differences)} of {len(differences)} |"
         lines.append(line)
+    if comparisons.get("epoch_time"):
+        lines += ["", *epoch_time_markdown(rows, base, seeds)]
     return "\n".join(lines)
+
+
+def median_epoch_seconds(record: Path) -> float:
+    """The median of ``time/epoch_s`` in a run's history.csv: robust to the epochs a pause or a busy core stretched."""
+    with open(record / "history.csv", newline="") as f:
+        times = [float(r["time/epoch_s"]) for r in csv.DictReader(f) if r.get("time/epoch_s")]
+    if not times:
+        raise SystemExit(f"{record / 'history.csv'} has no time/epoch_s column; the epoch-time table needs it.")
+    return statistics.median(times)
+
+
+def epoch_time_markdown(rows: list[dict], base: str, seeds: list[int]) -> list[str]:
+    """Each row's median epoch time per seed and its ratio to the baseline's of the same seed: the training cost
+    measured in the grid's own runs, beside the idle-machine bench."""
+    baseline = dict(zip(_by_name(rows, base)["seeds"], _by_name(rows, base)["epoch_s_median"]))
+    lines = [
+        f"Median epoch time per seed (s; the median of `time/epoch_s` in each run's `history.csv`), "
+        f"in brackets ÷ {base}'s of the same seed:",
+        "",
+        f"| | {' | '.join(f'seed {s}' for s in seeds)} | ÷ {base}, same seed |",
+        "|---|" + "---|" * (len(seeds) + 1),
+    ]
+    for r in rows:
+        time_of = dict(zip(r["seeds"], r["epoch_s_median"]))
+        ratios = {} if r["name"] == base else {s: time_of[s] / baseline[s] for s in time_of if s in baseline}
+        cells = [f"{time_of[s]:.1f}" + (f" ({ratios[s]:.2f}x)" if s in ratios else "") if s in time_of else "—" for s in seeds]
+        low, high = (f"{min(ratios.values()):.2f}x", f"{max(ratios.values()):.2f}x") if ratios else ("", "")
+        lines.append(f"| {r['name']} | {' | '.join(cells)} | {low if low == high else f'{low}-{high}'} |")
+    return lines
 
 
 def _marker(marker: str, section: str | None) -> str:
@@ -353,6 +386,9 @@ def table(spec_path: Path) -> None:
     table_body = markdown(rows, spec["metric_name"]) + "\n"
     text = fill_between(page.read_text(), _marker(START, section), _marker(END, section), table_body, page)
     if "comparisons" in spec:
+        if spec["comparisons"].get("epoch_time"):
+            for row in rows:
+                row["epoch_s_median"] = [round(median_epoch_seconds(base / run), 2) for run in row["runs"]]
         readings = compare(rows, spec["comparisons"])
         body = readings_markdown(readings, spec["comparisons"])
         text = fill_between(text, _marker(READINGS_START, section), _marker(READINGS_END, section), body + "\n", page)

@@ -359,6 +359,39 @@ def test_comparisons_give_welch_paired_holm_detectable_and_a_reading_with_its_bu
     assert "the reading uses the paired test" in text and text.count("old") == 0 and text.endswith("prose\n")
 
 
+def test_the_epoch_time_table_gives_each_runs_median_epoch_and_its_ratio_to_the_baselines_same_seed(tmp_path):
+    base = tmp_path / "results"
+    (base / "exp.md").parent.mkdir(parents=True)
+    (base / "exp.md").write_text(PAGE)
+    spec = _comparison_spec(base, paired=True)
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    results.table(base / "exp.spec.json")
+    assert "Median epoch time" not in (base / "exp.md").read_text()  # only where the spec asks for it
+    spec["comparisons"]["epoch_time"] = True
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    with pytest.raises(SystemExit, match="p0/history.csv has no time/epoch_s column"):
+        results.table(base / "exp.spec.json")
+    epoch_seconds = {
+        "p0": [10, 11, 90],
+        "p1": [20, 20],
+        "p2": [10, 12],
+        "a0": [15, 16, 17],
+        "a1": [30, 30],
+        "a2": [12],
+        "b1": [25],
+    }
+    for name, times in epoch_seconds.items():  # p0's 90 s epoch (a pause) leaves its median at 11 s
+        lines = "".join(f"{epoch},0.5,{seconds}\n" for epoch, seconds in enumerate(times, 1))
+        (base / "runs" / "exp" / name / "history.csv").write_text("epoch,train/loss,time/epoch_s\n" + lines)
+    results.table(base / "exp.spec.json")
+    text = (base / "exp.md").read_text()
+    assert "| | seed 0 | seed 1 | seed 2 | ÷ plain, same seed |" in text
+    assert "| plain | 11.0 | 20.0 | 11.0 |  |" in text
+    assert "| A | 16.0 (1.45x) | 30.0 (1.50x) | 12.0 (1.09x) | 1.09x-1.50x |" in text
+    assert "| B | — | 25.0 (1.25x) | — | 1.25x |" in text
+    assert json.loads((base / "exp.json").read_text())[1]["epoch_s_median"] == [16.0, 30.0, 12.0]
+
+
 def test_without_paired_seeds_the_page_says_why_and_shows_no_paired_numbers(tmp_path):
     base = tmp_path / "results"
     (base / "exp.md").parent.mkdir(parents=True)
