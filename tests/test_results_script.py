@@ -270,6 +270,7 @@ def test_spec_defaults_fill_the_rows_and_a_rows_own_field_wins(tmp_path):
 
 
 def _comparison_spec(base, paired):
+    """Runs of rows plain, A (seeds 0-2) and B (seed 1), a page with every marker, and the spec that compares them."""
     for name, seed, acc in (
         ("p0", 0, 0.70),
         ("p1", 1, 0.72),
@@ -280,6 +281,7 @@ def _comparison_spec(base, paired):
         ("b1", 1, 0.74),
     ):
         _run(base / "runs" / "exp" / name, seed, acc)
+    (base / "exp.md").write_text(PAGE)
     comparisons = {"baseline": "plain", "budget": "after 3 epochs", "paired": paired}
     if not paired:
         comparisons["unpaired_reason"] = "seed s gave the variants different initial weights."
@@ -294,6 +296,13 @@ def _comparison_spec(base, paired):
             {"label": "B", "name": "B", "runs": ["runs/exp/b1"]},
         ],
     }
+
+
+def _make_table(base, spec):
+    """Write the spec beside the page, fill the page from it, and give the page's text."""
+    (base / "exp.spec.json").write_text(json.dumps(spec))
+    results.table(base / "exp.spec.json")
+    return (base / "exp.md").read_text()
 
 
 def test_a_direction_from_fewer_seeds_than_the_spec_asks_for_a_verdict_stays_unresolved(tmp_path):
@@ -337,12 +346,7 @@ def test_comparisons_give_welch_paired_holm_detectable_and_a_reading_with_its_bu
     from scipy import stats
 
     base = tmp_path / "results"
-    (base / "exp.md").parent.mkdir(parents=True)
-    (base / "exp.md").write_text(PAGE)
-    spec = _comparison_spec(base, paired=True)
-    (base / "exp.spec.json").write_text(json.dumps(spec))
-    results.table(base / "exp.spec.json")
-    text = (base / "exp.md").read_text()
+    text = _make_table(base, _comparison_spec(base, paired=True))
     plain, a = [70.0, 72.0, 71.0], [73.0, 73.5, 70.5]
     assert "| P | D | 71.00 ± 1.00 [68.52, 73.48] |" in text  # t(2) interval: 71 ± 4.303 / sqrt(3)
     assert "| | seed 0 | seed 1 | seed 2 | mean ± std | − plain, same seeds | seeds above plain |" in text
@@ -361,16 +365,11 @@ def test_comparisons_give_welch_paired_holm_detectable_and_a_reading_with_its_bu
 
 def test_the_epoch_time_table_gives_each_runs_median_epoch_and_its_ratio_to_the_baselines_same_seed(tmp_path):
     base = tmp_path / "results"
-    (base / "exp.md").parent.mkdir(parents=True)
-    (base / "exp.md").write_text(PAGE)
     spec = _comparison_spec(base, paired=True)
-    (base / "exp.spec.json").write_text(json.dumps(spec))
-    results.table(base / "exp.spec.json")
-    assert "Median epoch time" not in (base / "exp.md").read_text()  # only where the spec asks for it
+    assert "Median epoch time" not in _make_table(base, spec)  # only where the spec asks for it
     spec["comparisons"]["epoch_time"] = True
-    (base / "exp.spec.json").write_text(json.dumps(spec))
     with pytest.raises(SystemExit, match="p0/history.csv has no time/epoch_s column"):
-        results.table(base / "exp.spec.json")
+        _make_table(base, spec)
     epoch_seconds = {
         "p0": [10, 11, 90],
         "p1": [20, 20],
@@ -383,8 +382,7 @@ def test_the_epoch_time_table_gives_each_runs_median_epoch_and_its_ratio_to_the_
     for name, times in epoch_seconds.items():  # p0's 90 s epoch (a pause) leaves its median at 11 s
         lines = "".join(f"{epoch},0.5,{seconds}\n" for epoch, seconds in enumerate(times, 1))
         (base / "runs" / "exp" / name / "history.csv").write_text("epoch,train/loss,time/epoch_s\n" + lines)
-    results.table(base / "exp.spec.json")
-    text = (base / "exp.md").read_text()
+    text = _make_table(base, spec)
     assert "| | seed 0 | seed 1 | seed 2 | ÷ plain, same seed |" in text
     assert "| plain | 11.0 | 20.0 | 11.0 |  |" in text
     assert "| A | 16.0 (1.45x) | 30.0 (1.50x) | 12.0 (1.09x) | 1.09x-1.50x |" in text
@@ -394,11 +392,7 @@ def test_the_epoch_time_table_gives_each_runs_median_epoch_and_its_ratio_to_the_
 
 def test_without_paired_seeds_the_page_says_why_and_shows_no_paired_numbers(tmp_path):
     base = tmp_path / "results"
-    (base / "exp.md").parent.mkdir(parents=True)
-    (base / "exp.md").write_text(PAGE)
-    (base / "exp.spec.json").write_text(json.dumps(_comparison_spec(base, paired=False)))
-    results.table(base / "exp.spec.json")
-    text = (base / "exp.md").read_text()
+    text = _make_table(base, _comparison_spec(base, paired=False))
     assert "No paired test: seed s gave the variants different initial weights. The reading uses Welch's test." in text
     assert "− plain, same seeds" not in text
     assert json.loads((base / "exp.json").read_text())[1]["comparisons"][0]["paired"] is None
@@ -406,34 +400,27 @@ def test_without_paired_seeds_the_page_says_why_and_shows_no_paired_numbers(tmp_
 
 def test_several_baselines_on_one_page_share_one_holm_family(tmp_path):
     base = tmp_path / "results"
-    (base / "exp.md").parent.mkdir(parents=True)
-    (base / "exp.md").write_text(PAGE)
     spec = _comparison_spec(base, paired=True)
     spec["comparisons"]["against"] = [{"baseline": "plain", "rows": ["A"]}, {"baseline": "A", "rows": ["plain"]}]
-    (base / "exp.spec.json").write_text(json.dumps(spec))
-    results.table(base / "exp.spec.json")
+    text = _make_table(base, spec)
     rows = json.loads((base / "exp.json").read_text())
     forward, backward = rows[1]["comparisons"][0], rows[0]["comparisons"][0]
     assert backward["baseline"] == "A" and backward["paired"]["mean"] == pytest.approx(-forward["paired"]["mean"])
     assert forward["paired"]["p_holm"] == pytest.approx(min(1.0, 2 * forward["paired"]["p"]))  # two comparisons
-    text = (base / "exp.md").read_text()
     assert "| A − plain |" in text and "| plain − A |" in text
 
 
 def test_comparisons_need_their_markers_and_a_baseline_row(tmp_path):
     base = tmp_path / "results"
-    (base / "exp.md").parent.mkdir(parents=True)
     spec = _comparison_spec(base, paired=True)
-    (base / "exp.spec.json").write_text(json.dumps(spec))
     (base / "exp.md").write_text(f"{results.START}\n{results.END}\n")  # no readings markers
     with pytest.raises(SystemExit, match="needs the markers <!-- readings:start -->"):
-        results.table(base / "exp.spec.json")
+        _make_table(base, spec)
     assert (base / "exp.md").read_text() == f"{results.START}\n{results.END}\n"  # left as it was
     spec["comparisons"]["baseline"] = "none"
-    (base / "exp.spec.json").write_text(json.dumps(spec))
     (base / "exp.md").write_text(PAGE)
     with pytest.raises(SystemExit, match=r"a row named 'none'; the names are \['plain', 'A', 'B'\]"):
-        results.table(base / "exp.spec.json")
+        _make_table(base, spec)
 
 
 def test_two_specs_fill_two_sections_of_one_page(tmp_path):
